@@ -1,0 +1,201 @@
+"""Typed settings for every trueup process: environment (TRUEUP_ prefix) over an optional TOML file."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+ENV_PREFIX = "TRUEUP_"
+NESTED = "__"
+CONFIG_ENV = "TRUEUP_CONFIG"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class SettingsError(ValueError):
+    """A setting failed validation; the message names the variable or file and field."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class KafkaSettings(_Section):
+    bootstrap: str | None = Field(None, description="host:port of an existing Kafka; unset starts the bundled broker")
+    broker_port: int = Field(0, ge=0, le=65535, description="port for the bundled broker; 0 picks a free one")
+    schema_registry_url: str | None = None
+    partitions: int = Field(4, ge=1, le=1024)
+    replication_factor: int = Field(1, ge=1)
+    session_timeout_s: float = Field(10.0, gt=0, le=300)
+    heartbeat_interval_s: float = Field(2.0, gt=0, le=60)
+    producer_linger_ms: int = Field(20, ge=0, le=5000)
+
+    @field_validator("bootstrap")
+    @classmethod
+    def _host_port(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        for part in value.split(","):
+            host, sep, port = part.strip().rpartition(":")
+            if not sep or not re.fullmatch(r"[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\]", host) or not port.isdigit():
+                raise ValueError(f"expected host:port[,host:port], got {value!r}")
+        return value
+
+
+class PostgresSettings(_Section):
+    """The private PostgreSQL cluster the stack starts when sources give no DSN."""
+
+    port: int = Field(0, ge=0, le=65535, description="0 picks a free port")
+    user: str = Field("trueup", min_length=1)
+    bin_dir: Path | None = Field(None, description="folder holding initdb/pg_ctl; default: found on PATH")
+
+
+class SourceSettings(_Section):
+    """One system of record: its database and how to reach it."""
+
+    enabled: bool = True
+    database: str | None = Field(None, min_length=1, description="default: the source's name")
+    dsn: SecretStr | None = Field(None, description="postgresql:// URL of an existing server; unset uses the private cluster")
+    password_file: Path | None = Field(None, description="file holding the password when the DSN carries none")
+    connector: Path | None = Field(None, description="Debezium config map; default debezium/<name>.json")
+
+
+REFERENCE_SOURCES = ("crm", "billing", "erp")
+
+
+def _default_sources() -> dict[str, SourceSettings]:
+    return {name: SourceSettings() for name in REFERENCE_SOURCES}
+
+
+class ApiSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(6066, ge=0, le=65535, description="worker i serves on port + i; 0 picks free ports")
+    token: SecretStr | None = None
+
+
+class WorkerSettings(_Section):
+    count: int = Field(1, ge=1, le=16)
+    app_id: str = Field("trueup", pattern=r"^[A-Za-z0-9._-]+$")
+    standby_replicas: int = Field(0, ge=0, le=4)
+    report_interval_s: float = Field(5.0, gt=0)
+
+
+class ConnectSettings(_Section):
+    secrets_dir: Path | None = Field(
+        None, description="where ${file:...} placeholders are looked up when their literal path does not exist"
+    )
+    heartbeat_interval_ms: int | None = Field(None, ge=100, description="overrides heartbeat.interval.ms")
+    offset_flush_interval_ms: int = Field(1000, ge=100)
+    jvm_max_heap_mb: int = Field(512, ge=128)
+
+
+class TopicSettings(_Section):
+    events_prefix: str = "trueup.events"
+    projections_prefix: str = "trueup.projections"
+    alerts: str = "trueup.alerts"
+    dlq: str = "trueup.dlq"
+
+
+class Settings(BaseSettings):
+    """Every setting trueup reads; nested sections map to TRUEUP_<SECTION>__<FIELD>."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter=NESTED, extra="forbid")
+
+    data_dir: Path = Field(Path(".trueup"), description="stack state, logs, connector offsets, worker tables")
+    mapping: Path = Field(PROJECT_ROOT / "config" / "mapping.yaml", description="declarative source mapping")
+    kafka: KafkaSettings = KafkaSettings()
+    postgres: PostgresSettings = PostgresSettings()
+    sources: dict[str, SourceSettings] = Field(default_factory=_default_sources)
+    api: ApiSettings = ApiSettings()
+    worker: WorkerSettings = WorkerSettings()
+    connect: ConnectSettings = ConnectSettings()
+    topics: TopicSettings = TopicSettings()
+
+    @field_validator("sources", mode="before")
+    @classmethod
+    def _merge_reference_sources(cls, value: Any) -> Any:
+        # TRUEUP_SOURCES__CRM__DSN alone must not drop billing and erp.
+        if not isinstance(value, dict):
+            return value
+        merged: dict[str, Any] = {name: {} for name in REFERENCE_SOURCES}
+        merged.update(value)
+        return merged
+
+    @property
+    def enabled_sources(self) -> list[str]:
+        return [name for name, src in self.sources.items() if src.enabled]
+
+    def database(self, source: str) -> str:
+        return self.sources[source].database or source
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment wins over the file, which arrives as init kwargs.
+        return env_settings, init_settings
+
+    def connector_config(self, source: str) -> Path:
+        configured = self.sources[source].connector
+        return configured if configured is not None else PROJECT_ROOT / "debezium" / f"{source}.json"
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise SettingsError(f"{path}: config file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"{path}: not valid TOML: {exc}") from None
+
+
+def _env_name(loc: tuple[Any, ...]) -> str:
+    return ENV_PREFIX + NESTED.join(str(part).upper() for part in loc)
+
+
+def _in_file(data: dict[str, Any], loc: tuple[Any, ...]) -> bool:
+    node: Any = data
+    for part in loc:
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def _describe(exc: ValidationError, file_data: dict[str, Any], file_path: Path | None) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        field = ".".join(str(part) for part in loc)
+        env = _env_name(loc)
+        env_hits = [_env_name(loc[:n]) for n in range(len(loc), 0, -1) if _env_name(loc[:n]) in os.environ]
+        if env_hits:
+            where = f"environment variable {env_hits[0]}"
+        elif file_path is not None and (_in_file(file_data, loc) or _in_file(file_data, loc[:1])):
+            where = f"{file_path}: field {field}"
+        else:
+            where = f"setting {field} (environment variable {env})"
+        lines.append(f"invalid {where}: {err['msg']}")
+    return "; ".join(lines)
+
+
+def load_settings(config_file: Path | str | None = None) -> Settings:
+    """Build settings from the environment and an optional TOML file, failing with the field named."""
+    path = config_file or os.environ.get(CONFIG_ENV)
+    file_path = Path(path) if path else None
+    file_data = _read_file(file_path) if file_path else {}
+    try:
+        return Settings(**file_data)
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc, file_data, file_path)) from None
