@@ -1,0 +1,38 @@
+"""Every topic trueup uses, named from settings and the mapping, so all processes agree on them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from streams.mapping import ENTITY_TYPES, Mapping
+
+PROJECTIONS = ("account", "quote_to_cash", "invoice")
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    compacted: bool = False
+
+
+def raw_data_topics(mapping: Mapping, sources: list[str]) -> list[str]:
+    return [topic for name in sources for topic in mapping.sources[name].data_topics]
+
+
+def raw_control_topics(mapping: Mapping, sources: list[str]) -> list[str]:
+    return [topic for name in sources for topic in mapping.sources[name].control_topics]
+
+
+def catalog(mapping: Mapping, sources: list[str], topics, partitions: int) -> list[TopicSpec]:
+    """Raw, event, projection, alert and dead-letter topics; trueup creates them explicitly."""
+    specs = [TopicSpec(t, partitions) for t in raw_data_topics(mapping, sources)]
+    for name in sources:
+        prefix = mapping.sources[name].topic_prefix
+        for t in mapping.sources[name].control_topics:
+            specs.append(TopicSpec(t, 1 if t == f"__debezium-heartbeat.{prefix}" else partitions))
+    specs += [TopicSpec(f"{topics.events_prefix}.{entity}", partitions) for entity in ENTITY_TYPES]
+    specs += [TopicSpec(f"{topics.projections_prefix}.{p}", partitions, compacted=True) for p in PROJECTIONS]
+    specs.append(TopicSpec(topics.alerts, partitions, compacted=True))
+    specs.append(TopicSpec(topics.dlq, partitions))
+    return specs
