@@ -1,0 +1,260 @@
+"""The `trueup` command line: stack, connectors, workers and the demo."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from trueup.settings import Settings, SettingsError, load_settings
+
+
+class Context:
+    def __init__(self, config_file: Path | None) -> None:
+        self.config_file = config_file
+        self._settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            try:
+                self._settings = load_settings(self.config_file)
+            except SettingsError as exc:
+                raise click.ClickException(str(exc)) from None
+        return self._settings
+
+    def stack(self):
+        from streams.mapping import MappingError
+        from trueup.stack.orchestrator import Stack
+
+        try:
+            return Stack(self.settings, self.config_file)
+        except MappingError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+def _fail_cleanly(fn):
+    """Turn the stack's own errors into one clear line instead of a traceback."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from connectors.config_providers import PlaceholderError
+        from connectors.debezium_config import ConnectorConfigError
+        from streams.mapping import MappingError
+        from trueup.stack.broker import BrokerError
+        from trueup.stack.orchestrator import StackError
+        from trueup.stack.postgres import PostgresError
+        from trueup.stack.prerequisites import PrerequisiteError
+
+        try:
+            return fn(*args, **kwargs)
+        except (StackError, PostgresError, BrokerError, PrerequisiteError, ConnectorConfigError,
+                PlaceholderError, MappingError, SettingsError) as exc:
+            raise click.ClickException(str(exc)) from None
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_file", type=click.Path(path_type=Path), envvar="TRUEUP_CONFIG",
+              help="TOML settings file (environment variables TRUEUP_* override it).")
+@click.pass_context
+def cli(ctx: click.Context, config_file: Path | None) -> None:
+    """trueup: keep CRM, billing and ERP consistent from their change streams."""
+    ctx.obj = Context(config_file)
+
+
+# ---- stack ------------------------------------------------------------------------------------
+
+
+@cli.group()
+def stack() -> None:
+    """Start, inspect and stop the local pipeline (PostgreSQL, broker, connectors, workers)."""
+
+
+@stack.command("up")
+@click.option("--workers", type=click.IntRange(1, 16), default=None, help="Number of workers (default from settings).")
+@click.pass_obj
+@_fail_cleanly
+def stack_up(obj: Context, workers: int | None) -> None:
+    """Start everything in the background; return once snapshots are done and workers serve."""
+    s = obj.stack()
+    s.up(workers=workers)
+    _print_status(s.status())
+
+
+@stack.command("down")
+@click.pass_obj
+@_fail_cleanly
+def stack_down(obj: Context) -> None:
+    """Stop every process the stack started (data stays on disk)."""
+    obj.stack().down()
+    click.echo("stack down")
+
+
+@stack.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object for tools.")
+@click.pass_obj
+@_fail_cleanly
+def stack_status(obj: Context, as_json: bool) -> None:
+    """Show each component: state, address, and per connector its phase, last event and slot lag."""
+    status = obj.stack().status()
+    if as_json:
+        click.echo(json.dumps(status))
+    else:
+        _print_status(status)
+
+
+@stack.command("pause")
+@click.argument("source")
+@click.pass_obj
+@_fail_cleanly
+def stack_pause(obj: Context, source: str) -> None:
+    """Stop one source's connector (its slot keeps the WAL until resume)."""
+    obj.stack().pause(source)
+    click.echo(f"connector {source} paused")
+
+
+@stack.command("resume")
+@click.argument("source")
+@click.pass_obj
+@_fail_cleanly
+def stack_resume(obj: Context, source: str) -> None:
+    """Restart one source's connector from its stored offsets."""
+    obj.stack().resume(source)
+    click.echo(f"connector {source} streaming")
+
+
+def _print_status(status: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="trueup stack")
+    for col in ("component", "state", "address", "detail"):
+        table.add_column(col)
+    for comp in status["components"]:
+        detail = []
+        if "phase" in comp:
+            detail.append(f"phase={comp['phase']}")
+            detail.append(f"last_event={comp.get('last_event_time') or '-'}")
+            detail.append(f"slot_lag={comp.get('slot_lag_bytes')}B")
+        if comp.get("partitions") is not None:
+            detail.append(f"partitions={len(comp['partitions'])} recovery={comp.get('recovery')}")
+        if comp.get("log_tail"):
+            detail.append("log: " + " | ".join(comp["log_tail"][-3:]))
+        table.add_row(comp["name"], comp["state"], comp.get("url") or "", " ".join(detail))
+    console = Console()
+    console.print(table)
+    console.print(f"kafka: {status['kafka']['bootstrap']}   api: {status['api']['url']}")
+    for source, dsn in status["postgres"].items():
+        console.print(f"{source}: {dsn}")
+
+
+# ---- sources ----------------------------------------------------------------------------------
+
+
+@cli.group()
+def sources() -> None:
+    """Prepare the systems of record."""
+
+
+@sources.command("init")
+@click.pass_obj
+@_fail_cleanly
+def sources_init(obj: Context) -> None:
+    """Apply the versioned schema and create each source's publication and slot (idempotent)."""
+    from trueup.stack.state import StackState
+
+    s = obj.stack()
+    s.init_sources(s.state() or StackState(data_dir=str(s.data_dir)))
+
+
+# ---- connectors -------------------------------------------------------------------------------
+
+
+@cli.group()
+def connect() -> None:
+    """Run a source connector in the foreground."""
+
+
+@connect.command("debezium")
+@click.option("--config", "config_path", required=True, type=click.Path(path_type=Path),
+              help="Debezium config map (the JSON registered with Kafka Connect).")
+@click.pass_obj
+@_fail_cleanly
+def connect_debezium(obj: Context, config_path: Path) -> None:
+    """Run a Debezium PostgreSQL connector in the embedded engine, producing to Kafka."""
+    from connectors.debezium_config import engine_properties, load_connector_config
+    from connectors.debezium_runner import run_connector
+
+    settings = obj.settings
+    if not settings.kafka.bootstrap:
+        raise click.ClickException("TRUEUP_KAFKA__BOOTSTRAP is not set: the connector needs a Kafka to produce to")
+    cfg = load_connector_config(config_path)
+    work_dir = Path(settings.data_dir).resolve() / "connect" / cfg.name
+    # Resolve placeholders now so a missing secret fails at start, naming file and field.
+    engine_properties(cfg, work_dir / "offsets.dat", settings.connect.secrets_dir)
+    _configure_logging()
+    sys.exit(
+        run_connector(
+            cfg,
+            bootstrap=settings.kafka.bootstrap,
+            work_dir=work_dir,
+            secrets_dir=settings.connect.secrets_dir,
+            heartbeat_interval_ms=settings.connect.heartbeat_interval_ms,
+            offset_flush_interval_ms=settings.connect.offset_flush_interval_ms,
+            linger_ms=settings.kafka.producer_linger_ms,
+            jvm_max_heap_mb=settings.connect.jvm_max_heap_mb,
+        )
+    )
+
+
+# ---- worker -----------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--index", type=click.IntRange(0, 63), default=0, help="Worker number (its data folder and port).")
+@click.option("--web-port", type=click.IntRange(1, 65535), default=None, help="HTTP port (default api.port + index).")
+@click.option("--loglevel", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
+@click.pass_obj
+@_fail_cleanly
+def worker(obj: Context, index: int, web_port: int | None, loglevel: str) -> None:
+    """Run a Faust worker (joins the consumer group, serves the HTTP API)."""
+    from streams.worker import run_worker
+
+    settings = obj.settings
+    if not settings.kafka.bootstrap:
+        raise click.ClickException("TRUEUP_KAFKA__BOOTSTRAP is not set: the worker needs a Kafka")
+    port = web_port or (settings.api.port + index)
+    run_worker(settings, settings.kafka.bootstrap, index, port, loglevel)
+
+
+# ---- demo -------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--workers", type=click.IntRange(1, 4), default=1)
+@click.option("--rate", type=click.FloatRange(0.1, 1000), default=5.0, help="Business changes per second.")
+@click.pass_obj
+@_fail_cleanly
+def demo(obj: Context, workers: int, rate: float) -> None:
+    """Start the stack, drive traffic into the three sources and show changes flowing; Ctrl-C stops all."""
+    from trueup.demo import run_demo
+
+    run_demo(obj.stack(), workers=workers, rate=rate)
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+
+def main() -> None:
+    cli(prog_name="trueup")
+
+
+if __name__ == "__main__":
+    main()
