@@ -1,0 +1,59 @@
+"""Helpers for tests that run a real stack: start one in its own folder, tear it down leaving nothing."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+from trueup.settings import load_settings
+from trueup.stack.orchestrator import Stack
+from trueup.stack.postgres import cluster_home
+from trueup.stack.processes import alive
+
+
+def new_stack(name: str) -> Stack:
+    data_dir = Path(tempfile.mkdtemp(prefix=f"trueup-{name}-"))
+    os.environ["TRUEUP_DATA_DIR"] = str(data_dir)
+    try:
+        settings = load_settings()
+    finally:
+        del os.environ["TRUEUP_DATA_DIR"]
+    return Stack(settings, echo=lambda *_: None)
+
+
+def started_pids(stack: Stack) -> list[int]:
+    state = stack.state()
+    if state is None:
+        return []
+    pids = [rec.pid for rec in [*state.workers, *state.connectors.values()] if rec.pid]
+    if state.broker and state.broker.pid:
+        pids.append(state.broker.pid)
+    cluster = stack._cluster(state)
+    if cluster is not None and cluster.pid():
+        pids.append(cluster.pid())
+    return pids
+
+
+def destroy(stack: Stack) -> list[int]:
+    """Stop the stack and delete its folders; return pids still alive afterwards (should be none)."""
+    pids = started_pids(stack)
+    stack.down()
+    left = [pid for pid in pids if alive(pid)]
+    state_home = cluster_home(stack.data_dir)
+    shutil.rmtree(stack.data_dir, ignore_errors=True)
+    shutil.rmtree(state_home, ignore_errors=True)
+    return left
+
+
+@contextmanager
+def running_stack(name: str, workers: int = 1, before_connectors=None):
+    stack = new_stack(name)
+    try:
+        stack.up(workers=workers, before_connectors=before_connectors)
+        yield stack
+    finally:
+        left = destroy(stack)
+        assert not left, f"processes left running after stack down: {left}"

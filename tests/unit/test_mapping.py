@@ -1,0 +1,189 @@
+"""streams.mapping: the shipped mapping, topic naming, and errors naming file, source, table and field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from streams.mapping import ENTITY_TYPES, HEARTBEAT_TABLE, SIGNAL_TABLE, MappingError, load_mapping
+
+SHIPPED = Path(__file__).resolve().parents[2] / "config" / "mapping.yaml"
+
+EXPECTED_TABLES = {
+    ("crm", "accounts"): ("account", ["id"]),
+    ("crm", "opportunities"): ("opportunity", ["id"]),
+    ("billing", "customers"): ("billing_customer", ["id"]),
+    ("billing", "subscriptions"): ("subscription", ["id"]),
+    ("billing", "invoices"): ("invoice", ["id"]),
+    ("billing", "payments"): ("payment", ["id"]),
+    ("erp", "customers"): ("erp_customer", ["customer_no"]),
+    ("erp", "sales_orders"): ("sales_order", ["order_no"]),
+    ("erp", "ar_postings"): ("ar_posting", ["id"]),
+}
+
+
+@pytest.fixture(scope="module")
+def mapping():
+    return load_mapping(SHIPPED)
+
+
+def test_shipped_mapping_has_the_nine_reference_tables(mapping):
+    assert list(mapping.sources) == ["crm", "billing", "erp"]
+    found = {
+        (name, table): (spec.entity, spec.key)
+        for name, source in mapping.sources.items()
+        for table, spec in source.tables.items()
+    }
+    assert found == EXPECTED_TABLES
+
+
+def test_every_entity_type_mapped_exactly_once(mapping):
+    entities = [spec.entity for source in mapping.sources.values() for spec in source.tables.values()]
+    assert sorted(entities) == sorted(ENTITY_TYPES)
+    assert len(ENTITY_TYPES) == 9
+
+
+def test_data_topics_follow_debezium_naming(mapping):
+    for name, source in mapping.sources.items():
+        assert source.topic_prefix == name
+        assert source.schema_ == "public"
+        assert source.data_topics == [f"{name}.public.{table}" for table in source.tables]
+
+
+def test_control_topics(mapping):
+    for name, source in mapping.sources.items():
+        assert source.control_topics == [
+            f"{name}.public.{HEARTBEAT_TABLE}",
+            f"{name}.public.{SIGNAL_TABLE}",
+            f"__debezium-heartbeat.{name}",
+        ]
+    assert HEARTBEAT_TABLE == "trueup_heartbeat"
+    assert SIGNAL_TABLE == "debezium_signal"
+
+
+def test_source_of_topic_roundtrips_every_data_topic(mapping):
+    for (name, table) in EXPECTED_TABLES:
+        assert mapping.source_of_topic(f"{name}.public.{table}") == (name, table)
+
+
+def test_same_table_name_in_two_sources_is_told_apart(mapping):
+    assert mapping.source_of_topic("billing.public.customers") == ("billing", "customers")
+    assert mapping.source_of_topic("erp.public.customers") == ("erp", "customers")
+
+
+@pytest.mark.parametrize(
+    "topic",
+    [
+        "crm.public.trueup_heartbeat",
+        "billing.public.debezium_signal",
+        "__debezium-heartbeat.erp",
+        "crm.public.unknown_table",
+        "crm.other.accounts",
+        "crm.accounts",
+        "trueup.events.account",
+        "",
+    ],
+)
+def test_source_of_topic_is_none_for_non_data_topics(mapping, topic):
+    assert mapping.source_of_topic(topic) is None
+
+
+def test_custom_prefix_and_schema(tmp_path):
+    path = tmp_path / "m.yaml"
+    path.write_text(yaml.safe_dump({"sources": {"sf": {
+        "system": "crm", "topic_prefix": "salesforce", "schema": "sales",
+        "tables": {"account": {"entity": "account", "key": ["Id"]}},
+    }}}))
+    m = load_mapping(path)
+    assert m.sources["sf"].data_topics == ["salesforce.sales.account"]
+    assert m.source_of_topic("salesforce.sales.account") == ("sf", "account")
+    assert "__debezium-heartbeat.salesforce" in m.sources["sf"].control_topics
+
+
+# ---- errors -----------------------------------------------------------------------------------
+
+
+def _shipped_data() -> dict:
+    return yaml.safe_load(SHIPPED.read_text())
+
+
+def _write(tmp_path: Path, data) -> Path:
+    path = tmp_path / "bad-mapping.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_unknown_entity_type_names_file_source_table_and_field(tmp_path):
+    data = _shipped_data()
+    data["sources"]["billing"]["tables"]["invoices"]["entity"] = "bill"
+    path = _write(tmp_path, data)
+    with pytest.raises(MappingError) as exc:
+        load_mapping(path)
+    message = str(exc.value)
+    assert str(path) in message
+    assert "source billing" in message
+    assert "table invoices" in message
+    assert "field entity" in message
+
+
+def test_missing_key_list_names_file_source_table_and_field(tmp_path):
+    data = _shipped_data()
+    del data["sources"]["erp"]["tables"]["sales_orders"]["key"]
+    path = _write(tmp_path, data)
+    with pytest.raises(MappingError) as exc:
+        load_mapping(path)
+    message = str(exc.value)
+    assert str(path) in message
+    assert "source erp" in message
+    assert "table sales_orders" in message
+    assert "field key" in message
+
+
+def test_empty_key_list_is_rejected(tmp_path):
+    data = _shipped_data()
+    data["sources"]["crm"]["tables"]["accounts"]["key"] = []
+    path = _write(tmp_path, data)
+    with pytest.raises(MappingError) as exc:
+        load_mapping(path)
+    assert "table accounts" in str(exc.value)
+    assert "field key" in str(exc.value)
+
+
+def test_unknown_table_field_is_rejected(tmp_path):
+    data = _shipped_data()
+    data["sources"]["crm"]["tables"]["opportunities"]["colour"] = "red"
+    path = _write(tmp_path, data)
+    with pytest.raises(MappingError) as exc:
+        load_mapping(path)
+    assert "table opportunities" in str(exc.value)
+    assert "colour" in str(exc.value)
+
+
+def test_bad_topic_prefix_names_source_and_field(tmp_path):
+    data = _shipped_data()
+    data["sources"]["crm"]["topic_prefix"] = "has space"
+    path = _write(tmp_path, data)
+    with pytest.raises(MappingError) as exc:
+        load_mapping(path)
+    assert str(path) in str(exc.value)
+    assert "crm" in str(exc.value)
+    assert "topic_prefix" in str(exc.value)
+
+
+def test_missing_mapping_file(tmp_path):
+    path = tmp_path / "absent.yaml"
+    with pytest.raises(MappingError) as exc:
+        load_mapping(path)
+    assert str(path) in str(exc.value)
+    assert "not found" in str(exc.value)
+
+
+def test_invalid_yaml_names_file(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("sources:\n  crm: {system: crm\n  - ][\n")
+    with pytest.raises(MappingError) as exc:
+        load_mapping(path)
+    assert str(path) in str(exc.value)
+    assert "YAML" in str(exc.value)
