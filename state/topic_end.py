@@ -1,4 +1,4 @@
-"""Read a topic to its true end: keep fetching until every partition reports EOF and a fetch returns nothing.
+"""Read a topic to its true end: keep fetching until every partition has reached its high watermark.
 
 The local broker's ListOffsets answer can be far short of the real end, so nothing here trusts it; the
 partition-EOF signal comes from the fetch response's high watermark, which that broker reports correctly.
@@ -65,17 +65,16 @@ def read_to_end(
         pending = {(tp.topic, tp.partition) for tp in assignment}
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            batch = consumer.consume(1000, idle_s)
-            if not batch and not pending:
+            if not pending:
                 return
-            for msg in batch:
+            for msg in consumer.consume(1000, idle_s):
                 err = msg.error()
                 if err is not None:
                     if err.code() == KafkaError._PARTITION_EOF:
+                        # The fetch reached the high watermark: this partition's end as of now.
                         pending.discard((msg.topic(), msg.partition()))
                         continue
                     raise RuntimeError(f"reading {msg.topic()}: {err}")
-                pending.add((msg.topic(), msg.partition()))
                 yield Record(
                     topic=msg.topic(),
                     partition=msg.partition(),
