@@ -94,7 +94,9 @@ def test_custom_prefix_and_schema(tmp_path):
     path = tmp_path / "m.yaml"
     path.write_text(yaml.safe_dump({"sources": {"sf": {
         "system": "crm", "topic_prefix": "salesforce", "schema": "sales",
-        "tables": {"account": {"entity": "account", "key": ["Id"]}},
+        "tables": {"account": {"entity": "account", "key": ["Id"],
+                               "columns": {"Id": "text", "Name": "text", "BillingCountry": "text"},
+                               "rename": {"Id": "id", "Name": "name", "BillingCountry": "country"}}},
     }}}))
     m = load_mapping(path)
     assert m.sources["sf"].data_topics == ["salesforce.sales.account"]
@@ -187,3 +189,58 @@ def test_invalid_yaml_names_file(tmp_path):
         load_mapping(path)
     assert str(path) in str(exc.value)
     assert "YAML" in str(exc.value)
+
+
+def test_a_user_schema_maps_by_renames(tmp_path):
+    path = tmp_path / "m.yaml"
+    path.write_text(yaml.safe_dump({"sources": {"stripe": {
+        "system": "billing", "topic_prefix": "stripe", "schema": "public",
+        "tables": {"charges": {"entity": "payment", "key": ["charge_id"],
+                               "columns": {"charge_id": "text", "amount_cents": "numeric", "ccy": "text"},
+                               "rename": {"charge_id": "id"}, "scales": {"amount_cents": 0},
+                               "money": {"amount": ["amount_cents", "ccy"]}}},
+    }}}))
+    m = load_mapping(path)
+    assert m.sources["stripe"].tables["charges"].scale_of("amount_cents") == 0
+
+
+@pytest.mark.parametrize(
+    "table_patch,field",
+    [
+        ({"columns": {"nickname": "text"}}, "columns.nickname"),
+        ({"columns": {"id": "texty"}}, "columns.id"),
+        ({"columns": {"stage": "integer"}}, "columns.stage"),
+        ({"key": ["missing"]}, "key"),
+        ({"money": {"amount": ["nope", "currency"]}}, "money.amount"),
+        ({"references": {"account_id": "galaxy"}}, "references.account_id"),
+    ],
+)
+def test_mapping_errors_name_file_table_and_field(tmp_path, table_patch, field):
+    data = _shipped_data()
+    table = data["sources"]["crm"]["tables"]["opportunities"]
+    for name, value in table_patch.items():
+        if name == "columns":
+            table["columns"].update(value)
+        else:
+            table[name] = value
+    path = _write(tmp_path, data)
+    with pytest.raises(MappingError) as exc:
+        load_mapping(path)
+    message = str(exc.value)
+    assert str(path) in message and "table opportunities" in message and field in message, message
+
+
+def test_catalog_check_names_unknown_and_retyped_columns():
+    from streams.mapping import catalog_problems
+
+    m = load_mapping(SHIPPED)
+    catalog = {t: {c: {"text": "text", "numeric": "numeric", "integer": "integer", "boolean": "boolean",
+                       "date": "date", "timestamptz": "timestamp with time zone"}[k]
+                   for c, k in spec.columns.items()}
+               for t, spec in m.sources["crm"].tables.items()}
+    assert catalog_problems("crm", m.sources["crm"], catalog) == []
+    del catalog["accounts"]["tax_id"]
+    catalog["opportunities"]["amount"] = "double precision"
+    problems = catalog_problems("crm", m.sources["crm"], catalog)
+    assert any("table accounts, field columns.tax_id: unknown column" in p for p in problems)
+    assert any("table opportunities, field columns.amount: bad type" in p for p in problems)

@@ -231,3 +231,16 @@ def slot_lag_bytes(dsn: str, slot: str) -> int | None:
             (slot,),
         ).fetchone()
     return None if row is None else row[0]
+
+
+def table_columns(dsn: str, schema: str) -> dict[str, dict[str, str]]:
+    """{table: {column: data type}} of one schema, for checking the mapping against the live database."""
+    out: dict[str, dict[str, str]] = {}
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT table_name, column_name, data_type FROM information_schema.columns WHERE table_schema = %s",
+            (schema,),
+        ).fetchall()
+    for table, column, data_type in rows:
+        out.setdefault(table, {})[column] = data_type
+    return out
