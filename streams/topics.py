@@ -35,4 +35,6 @@ def catalog(mapping: Mapping, sources: list[str], topics, partitions: int) -> li
     specs += [TopicSpec(f"{topics.projections_prefix}.{p}", partitions, compacted=True) for p in PROJECTIONS]
     specs.append(TopicSpec(topics.alerts, partitions, compacted=True))
     specs.append(TopicSpec(topics.dlq, partitions))
+    # Replays land in the partition their record came from, so the replay topic mirrors the raw ones.
+    specs.append(TopicSpec(topics.dlq_replay, partitions))
     return specs

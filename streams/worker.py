@@ -6,10 +6,12 @@ import logging
 
 import faust
 
+from streams import normalize_agent
 from streams.app import create_app
+from streams.encoding import Encoder
 from streams.mapping import load_mapping
+from streams.metrics import WorkerMetrics
 from streams.raw_counts import RawCounts
-from streams.topics import raw_data_topics
 from trueup.settings import Settings
 
 log = logging.getLogger("trueup.worker")
@@ -19,17 +21,9 @@ def build_worker_app(settings: Settings, bootstrap: str, index: int, web_port: i
     mapping = load_mapping(settings.mapping)
     app = create_app(settings, bootstrap, index, web_port)
     counts = RawCounts(mapping)
-    raw = app.topic(
-        *raw_data_topics(mapping, settings.enabled_sources),
-        key_serializer="raw",
-        value_serializer="raw",
-        acks=True,
-    )
-
-    @app.agent(raw, name="raw_counts")
-    async def count_raw(stream):
-        async for event in stream.events():
-            counts.observe(event.message.topic, event.message.value)
+    metrics = WorkerMetrics()
+    encoder = Encoder(settings.kafka.schema_registry_url)
+    normalize_agent.register(app, settings, mapping, metrics, counts, encoder, normalize_agent.worker_name(index))
 
     @app.timer(interval=settings.worker.report_interval_s)
     async def report() -> None:
@@ -38,6 +32,11 @@ def build_worker_app(settings: Settings, bootstrap: str, index: int, web_port: i
     @app.page("/counts")
     async def counts_view(web, request):
         return web.json({"worker": index, "tables": counts.as_rows()})
+
+    @app.page("/metrics")
+    async def metrics_view(web, request):
+        body, content_type = metrics.render()
+        return web.bytes(body, headers={"Content-Type": content_type})
 
     @app.page("/health")
     async def health_view(web, request):

@@ -26,6 +26,17 @@ class Context:
                 raise click.ClickException(str(exc)) from None
         return self._settings
 
+    def bootstrap(self) -> str:
+        """Kafka from settings, else the running stack's broker."""
+        if self.settings.kafka.bootstrap:
+            return self.settings.kafka.bootstrap
+        from trueup.stack.state import StackState
+
+        state = StackState.load(Path(self.settings.data_dir).resolve())
+        if state is None or not state.bootstrap:
+            raise click.ClickException("no Kafka: set TRUEUP_KAFKA__BOOTSTRAP or run `trueup stack up`")
+        return state.bootstrap
+
     def stack(self):
         from streams.mapping import MappingError
         from trueup.stack.orchestrator import Stack
@@ -231,6 +242,67 @@ def worker(obj: Context, index: int, web_port: int | None, loglevel: str) -> Non
         raise click.ClickException("TRUEUP_KAFKA__BOOTSTRAP is not set: the worker needs a Kafka")
     port = web_port or (settings.api.port + index)
     run_worker(settings, settings.kafka.bootstrap, index, port, loglevel)
+
+
+# ---- dead letters ------------------------------------------------------------------------------
+
+
+@cli.group()
+def dlq() -> None:
+    """Inspect and re-drive the dead-letter topic."""
+
+
+@dlq.command("list")
+@click.option("--filter", "text", default=None, help="Only letters whose error contains this text.")
+@click.option("--topic", default=None, help="Only letters from this source topic.")
+@click.option("--stage", default=None, help="Only letters from this stage (decode, normalize, encode).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.pass_obj
+@_fail_cleanly
+def dlq_list(obj: Context, text: str | None, topic: str | None, stage: str | None, as_json: bool) -> None:
+    """List dead letters with their reason, stage and source coordinates."""
+    import base64
+
+    from streams.dead_letters import matches
+    from streams.encoding import Encoder
+    from trueup.dlq import letters
+
+    settings = obj.settings
+    encoder = Encoder(settings.kafka.schema_registry_url)
+    shown = 0
+    for partition, offset, letter in letters(obj.bootstrap(), settings.topics.dlq, encoder):
+        if not matches(letter, text, topic, stage):
+            continue
+        shown += 1
+        if as_json:
+            out = {k: v for k, v in letter.items() if k not in ("key", "value", "headers")}
+            out.update(dlq_partition=partition, dlq_offset=offset,
+                       key=base64.b64encode(letter["key"]).decode() if letter["key"] else None,
+                       value=base64.b64encode(letter["value"]).decode() if letter["value"] else None)
+            click.echo(json.dumps(out, default=str))
+        else:
+            click.echo(f"{partition}:{offset}  {letter['topic']}[{letter['partition']}]@{letter['offset']}  "
+                       f"{letter['stage']}: {letter['error']}")
+    if not as_json:
+        click.echo(f"{shown} dead letter(s)")
+
+
+@dlq.command("replay")
+@click.option("--filter", "text", default=None, help="Only letters whose error contains this text.")
+@click.option("--topic", default=None, help="Only letters from this source topic.")
+@click.option("--stage", default=None, help="Only letters from this stage.")
+@click.option("--dry-run", is_flag=True, help="Count what would be replayed, send nothing.")
+@click.pass_obj
+@_fail_cleanly
+def dlq_replay(obj: Context, text: str | None, topic: str | None, stage: str | None, dry_run: bool) -> None:
+    """Re-drive dead letters through normalization (after a mapping or source fix)."""
+    from streams.encoding import Encoder
+    from trueup.dlq import replay
+
+    settings = obj.settings
+    n = replay(obj.bootstrap(), settings.topics.dlq, settings.topics.dlq_replay,
+               Encoder(settings.kafka.schema_registry_url), text, topic, stage, dry_run)
+    click.echo(f"{n} dead letter(s) {'would be ' if dry_run else ''}replayed")
 
 
 # ---- demo -------------------------------------------------------------------------------------

@@ -99,6 +99,7 @@ class TopicSettings(_Section):
     projections_prefix: str = "trueup.projections"
     alerts: str = "trueup.alerts"
     dlq: str = "trueup.dlq"
+    dlq_replay: str = "trueup.dlq.replay"
 
 
 class Settings(BaseSettings):

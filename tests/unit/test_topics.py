@@ -51,9 +51,11 @@ def test_catalog_contents(partitions):
     assert by["trueup.alerts"].partitions == partitions
     assert not by["trueup.dlq"].compacted
     assert by["trueup.dlq"].partitions == partitions
+    # Replays go back to the partition they came from, so the replay topic mirrors the raw topics.
+    assert by["trueup.dlq.replay"].partitions == partitions
 
-    # nothing unexpected: 9 data + 3x3 control + 9 events + 3 projections + alerts + dlq
-    assert len(specs) == 9 + 9 + 9 + 3 + 1 + 1
+    # nothing unexpected: 9 data + 3x3 control + 9 events + 3 projections + alerts + dlq + dlq replay
+    assert len(specs) == 9 + 9 + 9 + 3 + 1 + 1 + 1
 
 
 def test_control_topics_listed_for_each_source():
@@ -72,9 +74,9 @@ def test_catalog_only_covers_the_given_sources():
 
 def test_catalog_uses_topic_settings():
     topics = TopicSettings(events_prefix="acme.ev", projections_prefix="acme.proj", alerts="acme.alerts",
-                           dlq="acme.dead")
+                           dlq="acme.dead", dlq_replay="acme.dead.replay")
     names = {s.name for s in catalog(MAPPING, ALL, topics, 2)}
     assert "acme.ev.invoice" in names
     assert "acme.proj.quote_to_cash" in names
-    assert {"acme.alerts", "acme.dead"} <= names
+    assert {"acme.alerts", "acme.dead", "acme.dead.replay"} <= names
     assert not any(n.startswith("trueup.") for n in names)

@@ -17,7 +17,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from connectors.config_providers import write_properties
 from connectors.debezium_config import load_connector_config
 from connectors.status import read_status
-from streams.mapping import load_mapping
+from streams.mapping import MappingError, catalog_problems, load_mapping
 from streams.topics import catalog
 from trueup.settings import Settings
 from trueup.stack import broker, postgres
@@ -129,6 +129,10 @@ class Stack:
             dsn = self.dsn(source, state)
             postgres.require_logical_wal(dsn)
             applied = postgres.apply_schema(dsn, self.mapping.sources[source].system)
+            spec = self.mapping.sources[source]
+            problems = catalog_problems(source, spec, postgres.table_columns(dsn, spec.schema_))
+            if problems:
+                raise MappingError(f"{self.settings.mapping}: " + "; ".join(problems))
             cfg = load_connector_config(self.settings.connector_config(source))
             postgres.ensure_publication_and_slot(dsn, cfg.publication, cfg.slot, self.mapping.sources[source].schema_)
             note = f"applied {', '.join(applied)}" if applied else "schema current"

@@ -1,0 +1,34 @@
+"""Prometheus metrics of one worker, in its own registry so every worker serves exactly its own."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+
+class WorkerMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.events_in = Counter(
+            "trueup_events_in", "Raw change records received", ["source", "table"], registry=self.registry
+        )
+        self.events_out = Counter(
+            "trueup_events_out", "Canonical events written", ["source", "entity_type"], registry=self.registry
+        )
+        self.duplicates = Counter(
+            "trueup_duplicates_dropped",
+            "Changes dropped because the entity's state already holds them (duplicate) or newer (stale)",
+            ["source", "reason"],
+            registry=self.registry,
+        )
+        self.dead_letters = Counter(
+            "trueup_dead_letters", "Records sent to the dead-letter topic", ["source", "stage"],
+            registry=self.registry,
+        )
+        self.control = Counter(
+            "trueup_control_records", "Heartbeats, signals, transaction markers and tombstones recognised",
+            ["source", "kind"], registry=self.registry,
+        )
+
+    def render(self) -> tuple[bytes, str]:
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

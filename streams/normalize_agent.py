@@ -1,0 +1,132 @@
+"""The normalize agent: raw change records in, canonical events out; bad input to the dead-letter topic.
+
+Thin edge: decode the Kafka message, call the pure normalizer, read/write the state table, send.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+
+import faust
+
+from streams.dead_letters import ORIGINAL_TOPIC_HEADER, dead_letter
+from streams.encoding import Encoder
+from streams.mapping import ENTITY_RECORDS, Mapping
+from streams.metrics import WorkerMetrics
+from streams.normalizer import Control, DeadLetter, Parsed, RawRecord, finish, parse
+from streams.raw_counts import RawCounts
+from streams.topics import raw_control_topics, raw_data_topics
+from trueup.settings import Settings
+
+log = logging.getLogger("trueup.normalize")
+
+EVENT_SCHEMA = "trueup.events.CanonicalEvent"
+DEAD_LETTER_SCHEMA = "trueup.DeadLetter"
+
+
+def _headers(message) -> tuple[tuple[str, bytes | None], ...]:
+    raw = message.headers or ()
+    items = raw.items() if isinstance(raw, dict) else raw
+    return tuple((str(k), v) for k, v in items)
+
+
+def _for_avro(event: dict) -> dict:
+    """Name the union branch of before/after so the encoder never has to guess between entity records."""
+    record_name = f"trueup.entities.{ENTITY_RECORDS[event['entity_type']]}"
+    out = dict(event)
+    for side in ("before", "after"):
+        if out[side] is not None:
+            out[side] = (record_name, out[side])
+    return out
+
+
+def register(app: faust.App, settings: Settings, mapping: Mapping, metrics: WorkerMetrics, counts: RawCounts,
+             encoder: Encoder, worker_name: str) -> None:
+    sources = settings.enabled_sources
+    raw = app.topic(
+        *raw_data_topics(mapping, sources),
+        *raw_control_topics(mapping, sources),
+        settings.topics.dlq_replay,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    events = {
+        entity: app.topic(f"{settings.topics.events_prefix}.{entity}", key_serializer="raw",
+                          value_serializer="raw")
+        for entity in ENTITY_RECORDS
+    }
+    dlq = app.topic(settings.topics.dlq, key_serializer="raw", value_serializer="raw")
+    state = app.Table(
+        "normalizer_state",
+        default=None,
+        partitions=settings.kafka.partitions,
+        schema=faust.Schema(key_type=bytes, key_serializer="raw", value_serializer="pickle"),
+        help="Last applied source order and fields per entity (duplicates, staleness, TOAST)",
+    )
+
+    async def send_dead_letter(record: RawRecord, reason: str, stage: str, source: str) -> None:
+        letter = dead_letter(record, reason, stage, int(time.time() * 1000), worker_name)
+        metrics.dead_letters.labels(source, stage).inc()
+        log.warning("dead letter from %s[%d]@%d (%s): %s", record.topic, record.partition, record.offset,
+                    stage, reason)
+        await dlq.send(key=record.key, value=encoder.encode(settings.topics.dlq, DEAD_LETTER_SCHEMA, letter))
+
+    @app.agent(raw, name="normalize")
+    async def normalize(stream):
+        async for event in stream.events():
+            message = event.message
+            headers = _headers(message)
+            record = RawRecord(
+                topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
+                key=message.key,
+                value=message.value,
+                headers=headers,
+                timestamp_ms=int((message.timestamp or 0) * 1000),
+            )
+            topic = record.topic
+            if topic == settings.topics.dlq_replay:
+                original = record.header(ORIGINAL_TOPIC_HEADER)
+                topic = original.decode() if original else topic
+                record = RawRecord(topic, record.partition, record.offset, record.key, record.value,
+                                   headers, record.timestamp_ms)
+            where = mapping.source_of_topic(topic)
+            source_name = where[0] if where else topic.split(".", 1)[0]
+            outcome = parse(record, mapping, topic)
+            if isinstance(outcome, Control):
+                metrics.control.labels(outcome.source, outcome.kind).inc()
+                continue
+            if where is not None:
+                metrics.events_in.labels(*where).inc()
+                counts.observe(topic, record.value)
+            if isinstance(outcome, DeadLetter):
+                await send_dead_letter(record, outcome.reason, outcome.stage, source_name)
+                continue
+            assert isinstance(outcome, Parsed)
+            key = outcome.state_key.encode()
+            previous = state.get(key)
+            canonical, new_state, dropped = finish(outcome, previous, int(time.time() * 1000))
+            if dropped is not None:
+                metrics.duplicates.labels(outcome.source, dropped.reason).inc()
+                continue
+            topic_name = f"{settings.topics.events_prefix}.{outcome.entity_type}"
+            try:
+                value = encoder.encode(topic_name, EVENT_SCHEMA, _for_avro(canonical))
+            except Exception as exc:  # an unencodable event is a dead letter, not a crash
+                await send_dead_letter(record, f"cannot encode canonical event: {exc}", "encode", source_name)
+                continue
+            await events[outcome.entity_type].send(
+                key=outcome.entity_id.encode(),
+                value=value,
+                headers=[("correlation_id", canonical["correlation_id"].encode()),
+                         ("idempotency_key", canonical["idempotency_key"].encode())],
+            )
+            state[key] = new_state
+            metrics.events_out.labels(outcome.source, outcome.entity_type).inc()
+
+
+def worker_name(index: int) -> str:
+    return f"{socket.gethostname()}:{index}"
