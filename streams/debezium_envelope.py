@@ -42,9 +42,9 @@ def _column_schemas(schema: dict) -> dict[str, dict]:
             continue
         if f.get("field") in ("before", "after") and isinstance(f.get("fields"), list):
             for col in f["fields"]:
-                if isinstance(col, dict) and "field" in col:
+                if isinstance(col, dict) and isinstance(col.get("field"), str):
                     out[col["field"]] = col
-        elif "field" in f:
+        elif isinstance(f.get("field"), str):
             out.setdefault(f["field"], f)
     return out
 
@@ -58,7 +58,7 @@ def parse_change(value: bytes | str) -> Change:
         doc = doc["payload"]
     if not isinstance(doc, dict):
         raise EnvelopeProblem(f"malformed envelope: expected a JSON object, got {type(doc).__name__}")
-    if "op" in doc and "source" in doc:
+    if "op" in doc and ("source" in doc or "before" in doc or "after" in doc):
         op = doc.get("op")
         if op not in OPS:
             raise EnvelopeProblem(f"malformed envelope: unsupported op {op!r}")
@@ -86,12 +86,15 @@ def _unwrapped(row: dict, schemas: dict[str, dict]) -> Change:
     op = "d" if deleted else meta.get("op", "u")
     if op not in OPS:
         raise EnvelopeProblem(f"malformed envelope: unsupported __op {op!r}")
+    snapshot = meta.get("source_snapshot", meta.get("snapshot"))
+    if snapshot is None:
+        snapshot = "true" if op == "r" else "false"
     source = {
         "ts_ms": meta.get("source_ts_ms", meta.get("ts_ms")),
         "lsn": meta.get("lsn", meta.get("source_lsn")),
         "txId": meta.get("txId", meta.get("source_txId")),
         "sequence": meta.get("source_sequence"),
-        "snapshot": meta.get("source_snapshot", meta.get("snapshot", "false")),
+        "snapshot": snapshot,
         "table": meta.get("table", meta.get("source_table")),
     }
     if op == "d":

@@ -45,13 +45,6 @@ def _for_avro(event: dict) -> dict:
 def register(app: faust.App, settings: Settings, mapping: Mapping, metrics: WorkerMetrics, counts: RawCounts,
              encoder: Encoder, worker_name: str) -> None:
     sources = settings.enabled_sources
-    raw = app.topic(
-        *raw_data_topics(mapping, sources),
-        *raw_control_topics(mapping, sources),
-        settings.topics.dlq_replay,
-        key_serializer="raw",
-        value_serializer="raw",
-    )
     events = {
         entity: app.topic(f"{settings.topics.events_prefix}.{entity}", key_serializer="raw",
                           value_serializer="raw")
@@ -73,7 +66,6 @@ def register(app: faust.App, settings: Settings, mapping: Mapping, metrics: Work
                     stage, reason)
         await dlq.send(key=record.key, value=encoder.encode(settings.topics.dlq, DEAD_LETTER_SCHEMA, letter))
 
-    @app.agent(raw, name="normalize")
     async def normalize(stream):
         async for event in stream.events():
             message = event.message
@@ -126,6 +118,19 @@ def register(app: faust.App, settings: Settings, mapping: Mapping, metrics: Work
             )
             state[key] = new_state
             metrics.events_out.labels(outcome.source, outcome.entity_type).inc()
+
+    # One agent per raw topic family (a source's tables, heartbeats and signals), one for replays. All
+    # share the state table: equal partition counts make Faust assign partition p of each to one worker.
+    for source in sources:
+        family = app.topic(
+            *raw_data_topics(mapping, [source]),
+            *raw_control_topics(mapping, [source]),
+            key_serializer="raw",
+            value_serializer="raw",
+        )
+        app.agent(family, name=f"normalize_{source}")(normalize)
+    replays = app.topic(settings.topics.dlq_replay, key_serializer="raw", value_serializer="raw")
+    app.agent(replays, name="normalize_replay")(normalize)
 
 
 def worker_name(index: int) -> str:

@@ -16,6 +16,7 @@ from streams.mapping import HEARTBEAT_TABLE, SIGNAL_TABLE, Mapping, TableMapping
 from streams.positions import debezium_position, idempotency_key, is_newer
 from streams.values import UNAVAILABLE, ValueProblem, decimal_from, money, scalar_from
 
+CONNECT_DECIMAL = "org.apache.kafka.connect.data.Decimal"
 OPS = {"r": "snapshot", "c": "create", "u": "update", "d": "delete"}
 
 
@@ -146,9 +147,11 @@ def _convert_row(row: dict, spec: TableMapping, change: Change, strict: bool) ->
             fields[target] = None
             continue
         column_schema = change.column_schemas.get(amount_col) or {}
-        scale = (column_schema.get("parameters") or {}).get("scale")
+        params = column_schema.get("parameters")
+        scale = params.get("scale") if isinstance(params, dict) else None
         scale = int(scale) if isinstance(scale, (int, str)) and str(scale).isdigit() else spec.scale_of(amount_col)
-        fields[target] = money(decimal_from(raw_amount, amount_col, scale), currency, target)
+        as_bytes = column_schema.get("type") == "bytes" or column_schema.get("name") == CONNECT_DECIMAL
+        fields[target] = money(decimal_from(raw_amount, amount_col, scale, as_bytes), currency, target)
     extra = {
         column: json.dumps(value, sort_keys=True)
         for column, value in row.items()
@@ -283,5 +286,7 @@ def finish(parsed: Parsed, state: dict | None, captured_ms: int) -> tuple[dict |
         "unavailable": still_unavailable,
         "repair": parsed.repair,
     }
-    new_state = {"order": list(parsed.position["order"]), "fields": after if after is not None else {}}
+    # A field still unknown must stay unknown for the next change, not become a real null.
+    kept = {k: v for k, v in (after or {}).items() if k not in still_unavailable}
+    new_state = {"order": list(parsed.position["order"]), "fields": kept}
     return event, new_state, None

@@ -20,8 +20,12 @@ class ValueProblem(ValueError):
     """A column value cannot be converted; the message is the dead-letter reason."""
 
 
-def decimal_from(raw, column: str, scale: int | None) -> Decimal:
-    """A numeric column from decimal.handling.mode=string, or the base64 `precise` form with a known scale."""
+def decimal_from(raw, column: str, scale: int | None, encoded_as_bytes: bool = False) -> Decimal:
+    """A numeric column from decimal.handling.mode=string, or the base64 `precise` form with a known scale.
+
+    encoded_as_bytes: the schema wrapper says the column is Connect's Decimal (base64 bytes), so a value
+    such as "1000" is bytes, not digits.
+    """
     if isinstance(raw, bool) or raw is None:
         raise ValueProblem(f"bad money: column {column} holds {raw!r}, not a number")
     if isinstance(raw, float):
@@ -33,12 +37,17 @@ def decimal_from(raw, column: str, scale: int | None) -> Decimal:
     if not isinstance(raw, str):
         raise ValueProblem(f"bad money: column {column} holds {type(raw).__name__}, not a decimal string")
     text = raw.strip()
+    if encoded_as_bytes and scale is not None:
+        return _from_base64(text, scale, column)
     try:
         value = Decimal(text)
-        if value.is_finite() and re.fullmatch(r"[+-]?\d+(\.\d+)?([eE][+-]?\d+)?", text):
-            return value
     except InvalidOperation:
-        pass
+        value = None
+    if value is not None:
+        if not value.is_finite():
+            raise ValueProblem(f"bad money: column {column} holds {raw!r}, not a finite amount")
+        if re.fullmatch(r"[+-]?\d+(\.\d+)?([eE][+-]?\d+)?", text):
+            return value
     if scale is not None and re.fullmatch(r"[A-Za-z0-9+/]+={0,2}", text) and len(text) % 4 == 0:
         return _from_base64(text, scale, column)
     raise ValueProblem(f"bad money: column {column} holds {raw!r}, not a decimal")
@@ -56,17 +65,24 @@ def money(amount: Decimal, currency, field: str) -> dict:
     """A canonical Money value: exact to the cent, within numeric(18,2), with an ISO 4217 currency."""
     if not isinstance(currency, str) or not CURRENCY.match(currency.strip()):
         raise ValueProblem(f"bad money: {field} has currency {currency!r}, not an ISO 4217 code")
-    if amount != amount.quantize(MONEY_SCALE):
-        raise ValueProblem(f"bad money: {field} = {amount} has more than two decimal places")
-    if abs(amount) >= MONEY_LIMIT:
+    if not amount.is_finite() or abs(amount) >= MONEY_LIMIT:
         raise ValueProblem(f"bad money: {field} = {amount} exceeds numeric(18,2)")
-    return {"amount": amount.quantize(MONEY_SCALE), "currency": currency.strip()}
+    try:
+        exact = amount.quantize(MONEY_SCALE)
+    except InvalidOperation:
+        raise ValueProblem(f"bad money: {field} = {amount} is not representable") from None
+    if amount != exact:
+        raise ValueProblem(f"bad money: {field} = {amount} has more than two decimal places")
+    return {"amount": exact, "currency": currency.strip()}
 
 
 def date_from(raw, column: str, schema_name: str | None = None) -> date:
     """io.debezium.time.Date / Kafka Connect Date: days since the epoch (or an ISO date string)."""
     if isinstance(raw, int) and not isinstance(raw, bool):
-        return EPOCH_DATE + timedelta(days=raw)
+        try:
+            return EPOCH_DATE + timedelta(days=raw)
+        except OverflowError:
+            raise ValueProblem(f"schema drift: column {column} date {raw} out of range") from None
     if isinstance(raw, str):
         try:
             return date.fromisoformat(raw)
@@ -88,7 +104,10 @@ def timestamp_from(raw, column: str, schema_name: str | None = None) -> datetime
     if isinstance(raw, int) and not isinstance(raw, bool):
         per_second = _INT_TIMESTAMP_UNITS.get(schema_name or "io.debezium.time.MicroTimestamp", 1_000_000)
         seconds, rest = divmod(raw, per_second)
-        return EPOCH + timedelta(seconds=seconds, microseconds=rest * 1_000_000 // per_second)
+        try:
+            return EPOCH + timedelta(seconds=seconds, microseconds=rest * 1_000_000 // per_second)
+        except OverflowError:
+            raise ValueProblem(f"schema drift: column {column} timestamp {raw} out of range") from None
     if isinstance(raw, str):
         try:
             parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))

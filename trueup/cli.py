@@ -244,6 +244,32 @@ def worker(obj: Context, index: int, web_port: int | None, loglevel: str) -> Non
     run_worker(settings, settings.kafka.bootstrap, index, port, loglevel)
 
 
+# ---- canonical events -----------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("entity_type")
+@click.option("--id", "entity_id", default=None, help="Only events of this entity id.")
+@click.pass_obj
+@_fail_cleanly
+def events(obj: Context, entity_type: str, entity_id: str | None) -> None:
+    """Print the canonical events of one entity type as JSON lines (decodes either Avro wire format)."""
+    from state.topic_end import read_to_end
+    from streams.encoding import Encoder
+    from streams.mapping import ENTITY_TYPES
+
+    if entity_type not in ENTITY_TYPES:
+        raise click.BadParameter(f"unknown entity type {entity_type!r}; one of {', '.join(ENTITY_TYPES)}",
+                                 param_hint="ENTITY_TYPE")
+    settings = obj.settings
+    encoder = Encoder(settings.kafka.schema_registry_url)
+    topic = f"{settings.topics.events_prefix}.{entity_type}"
+    for rec in read_to_end(obj.bootstrap(), [topic]):
+        _, event = encoder.decode(rec.value)
+        if entity_id is None or event["entity_id"] == entity_id:
+            click.echo(json.dumps(event, default=str))
+
+
 # ---- dead letters ------------------------------------------------------------------------------
 
 

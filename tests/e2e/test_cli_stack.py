@@ -67,6 +67,14 @@ def test_stack_up_status_flow_and_down_leaves_nothing(data_dir):
             counted = next(r["changes"] for r in rows if (r["source"], r["table"]) == ("erp", "customers"))
             time.sleep(0.5)
         assert counted >= 1, "the worker never counted the ERP change"
+        shown = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not shown:
+            out = _trueup(env, "events", "erp_customer", "--id", "C555001", timeout=120)
+            assert out.returncode == 0, out.stderr
+            shown = [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
+            time.sleep(0.5)
+        assert shown and shown[0]["op"] == "create" and shown[0]["after"]["name"] == "E2E SA"
     finally:
         down = _trueup(env, "stack", "down")
     assert down.returncode == 0, down.stderr
