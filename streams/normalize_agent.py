@@ -11,6 +11,7 @@ import time
 
 import faust
 
+from state.pickled_table import PickledTable
 from streams.dead_letters import ORIGINAL_TOPIC_HEADER, dead_letter
 from streams.encoding import Encoder
 from streams.mapping import ENTITY_RECORDS, Mapping
@@ -51,13 +52,8 @@ def register(app: faust.App, settings: Settings, mapping: Mapping, metrics: Work
         for entity in ENTITY_RECORDS
     }
     dlq = app.topic(settings.topics.dlq, key_serializer="raw", value_serializer="raw")
-    state = app.Table(
-        "normalizer_state",
-        default=None,
-        partitions=settings.kafka.partitions,
-        schema=faust.Schema(key_type=bytes, key_serializer="raw", value_serializer="pickle"),
-        help="Last applied source order and fields per entity (duplicates, staleness, TOAST)",
-    )
+    state = PickledTable(app, "normalizer_state", settings.kafka.partitions,
+                         "Last applied source order and fields per entity (duplicates, staleness, TOAST)")
 
     async def send_dead_letter(record: RawRecord, reason: str, stage: str, source: str) -> None:
         letter = dead_letter(record, reason, stage, int(time.time() * 1000), worker_name)
@@ -116,7 +112,7 @@ def register(app: faust.App, settings: Settings, mapping: Mapping, metrics: Work
                 headers=[("correlation_id", canonical["correlation_id"].encode()),
                          ("idempotency_key", canonical["idempotency_key"].encode())],
             )
-            state[key] = new_state
+            state.set(key, new_state)
             metrics.events_out.labels(outcome.source, outcome.entity_type).inc()
 
     # One agent per raw topic family (a source's tables, heartbeats and signals), one for replays. All
