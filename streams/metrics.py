@@ -30,5 +30,14 @@ class WorkerMetrics:
             ["source", "kind"], registry=self.registry,
         )
 
+        self.join_messages = Counter(
+            "trueup_join_messages", "Join bucket writes: applied, or redelivered (state kept, outputs re-sent)",
+            ["result"], registry=self.registry,
+        )
+        self.projections_out = Counter(
+            "trueup_projections_out", "Projection records written (updates and tombstones)", ["projection", "kind"],
+            registry=self.registry,
+        )
+
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -24,7 +24,12 @@ def raw_control_topics(mapping: Mapping, sources: list[str]) -> list[str]:
     return [topic for name in sources for topic in mapping.sources[name].control_topics]
 
 
-def catalog(mapping: Mapping, sources: list[str], topics, partitions: int) -> list[TopicSpec]:
+def links_topic(app_id: str) -> str:
+    """The join engine's repartition topic: link messages keyed by the bucket they write."""
+    return f"{app_id}-links"
+
+
+def catalog(mapping: Mapping, sources: list[str], topics, partitions: int, app_id: str = "trueup") -> list[TopicSpec]:
     """Raw, event, projection, alert and dead-letter topics; trueup creates them explicitly."""
     specs = [TopicSpec(t, partitions) for t in raw_data_topics(mapping, sources)]
     for name in sources:
@@ -37,4 +42,5 @@ def catalog(mapping: Mapping, sources: list[str], topics, partitions: int) -> li
     specs.append(TopicSpec(topics.dlq, partitions))
     # Replays land in the partition their record came from, so the replay topic mirrors the raw ones.
     specs.append(TopicSpec(topics.dlq_replay, partitions))
+    specs.append(TopicSpec(links_topic(app_id), partitions))
     return specs

@@ -6,7 +6,7 @@ import logging
 
 import faust
 
-from streams import normalize_agent
+from streams import join_agent, normalize_agent
 from streams.app import create_app
 from streams.encoding import Encoder
 from streams.mapping import load_mapping
@@ -24,6 +24,7 @@ def build_worker_app(settings: Settings, bootstrap: str, index: int, web_port: i
     metrics = WorkerMetrics()
     encoder = Encoder(settings.kafka.schema_registry_url)
     normalize_agent.register(app, settings, mapping, metrics, counts, encoder, normalize_agent.worker_name(index))
+    join_agent.register(app, settings, encoder, metrics)
 
     @app.timer(interval=settings.worker.report_interval_s)
     async def report() -> None:

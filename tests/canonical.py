@@ -40,7 +40,7 @@ def wait_until(fetch, predicate, timeout_s: float = 60.0, what: str = "condition
         if predicate(items):
             return items
         time.sleep(0.5)
-    raise AssertionError(f"{what} not met within {timeout_s}s; last saw {len(items)} items")
+    raise AssertionError(f"{what} not met within {timeout_s}s; last saw {items!r:.300}")
 
 
 def metric(url: str, name: str, **labels) -> float:
@@ -67,3 +67,12 @@ def envelope(table: str, db: str, op: str, after: dict | None, before: dict | No
                    "schema": "public", "table": table, "ts_ms": int(time.time() * 1000), "snapshot": snapshot,
                    "txId": tx, "lsn": lsn, "sequence": json.dumps([str(lsn - 1), str(lsn)])},
     }).encode()
+
+
+def projections(bootstrap: str, name: str) -> dict[str, dict | None]:
+    """Latest value per key of a projection topic (None = tombstone), as a compacted read would give."""
+    latest: dict[str, dict | None] = {}
+    for rec in read_to_end(bootstrap, [f"trueup.projections.{name}"], idle_s=0.5):
+        key = rec.key.decode()
+        latest[key] = None if rec.value is None else _encoder.decode(rec.value)[1]
+    return latest

@@ -39,6 +39,7 @@ TOP_LEVEL = {
     "trueup.Money", "trueup.Position", "trueup.PositionKind", "trueup.EntityType", "trueup.Op", "trueup.Header",
     "trueup.DeadLetter", "trueup.Severity", "trueup.AlertStatus", "trueup.alerts.Evidence", "trueup.alerts.Alert",
     CANONICAL_EVENT, *(f"trueup.entities.{n}" for n in ENTITY_FIELDS),
+    "trueup.projections.Projection", "trueup.projections.ProjectedField", "trueup.projections.Alternative",
 }
 
 

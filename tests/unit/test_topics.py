@@ -54,8 +54,10 @@ def test_catalog_contents(partitions):
     # Replays go back to the partition they came from, so the replay topic mirrors the raw topics.
     assert by["trueup.dlq.replay"].partitions == partitions
 
-    # nothing unexpected: 9 data + 3x3 control + 9 events + 3 projections + alerts + dlq + dlq replay
-    assert len(specs) == 9 + 9 + 9 + 3 + 1 + 1 + 1
+    assert by["trueup-links"].partitions == partitions and not by["trueup-links"].compacted
+
+    # nothing unexpected: 9 data + 3x3 control + 9 events + 3 projections + alerts + dlq + replay + links
+    assert len(specs) == 9 + 9 + 9 + 3 + 1 + 1 + 1 + 1
 
 
 def test_control_topics_listed_for_each_source():
@@ -75,8 +77,9 @@ def test_catalog_only_covers_the_given_sources():
 def test_catalog_uses_topic_settings():
     topics = TopicSettings(events_prefix="acme.ev", projections_prefix="acme.proj", alerts="acme.alerts",
                            dlq="acme.dead", dlq_replay="acme.dead.replay")
-    names = {s.name for s in catalog(MAPPING, ALL, topics, 2)}
+    names = {s.name for s in catalog(MAPPING, ALL, topics, 2, app_id="acme")}
     assert "acme.ev.invoice" in names
     assert "acme.proj.quote_to_cash" in names
     assert {"acme.alerts", "acme.dead", "acme.dead.replay"} <= names
-    assert not any(n.startswith("trueup.") for n in names)
+    assert "acme-links" in names
+    assert not any(n.startswith("trueup") for n in names)

@@ -164,7 +164,8 @@ class Stack:
         return True
 
     def create_topics(self, state: StackState) -> None:
-        specs = catalog(self.mapping, self.sources, self.settings.topics, self.settings.kafka.partitions)
+        specs = catalog(self.mapping, self.sources, self.settings.topics, self.settings.kafka.partitions,
+                        self.settings.worker.app_id)
         created = broker.ensure_topics(state.bootstrap, specs, self.settings.kafka.replication_factor)
         self.echo(f"topics: {len(created)} created, {len(specs) - len(created)} already there")
 

@@ -1,0 +1,35 @@
+"""Run the join engine in memory: the same `apply` the agents call, with a queue standing in for the topic."""
+
+from __future__ import annotations
+
+from collections import deque
+
+from streams import join_topology, projections
+from streams.joins import Message, apply
+
+
+class JoinDriver:
+    """Plain-object join state: feed canonical events, read buckets and the latest projections."""
+
+    def __init__(self) -> None:
+        self.states: dict[str, dict] = {}
+        self.projections: dict[tuple[str, str], dict] = {}
+        self.emitted: list[tuple[str, str, dict | None]] = []
+
+    def feed(self, event: dict) -> None:
+        self.deliver(join_topology.entity_message(event))
+
+    def deliver(self, message: Message) -> None:
+        queue = deque([message])
+        while queue:
+            msg = queue.popleft()
+            state, outputs, _ = apply(self.states.get(msg.bucket), msg, join_topology.emits,
+                                      projections.projector)
+            self.states[msg.bucket] = state
+            queue.extend(outputs.links)
+            for name, pid, record in outputs.projections:
+                self.emitted.append((name, pid, record))
+                if record is None:
+                    self.projections.pop((name, pid), None)
+                else:
+                    self.projections[(name, pid)] = record

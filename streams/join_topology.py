@@ -1,0 +1,123 @@
+"""Which bucket feeds which: the cross-system links of the reference model, as plain functions.
+
+Entity buckets (one per entity, holding its latest canonical state) feed the join buckets:
+  invoice view  INV[invoice id]    <- invoice, its payments (invoice_id), its AR postings (invoice_ref)
+  subscription  SUB[subscription]  <- subscription, summaries of invoices naming it
+  sales order   ORD[order no]      <- sales order, summaries of invoices naming only it, postings by order_no
+  opportunity   OPP[opportunity]   <- opportunity, subscription and order summaries naming it
+  billing link  BCL[customer id]   <- billing customer, CRM accounts naming it (billing_customer_id)
+  ERP link      ECL[customer no]   <- ERP customer, CRM accounts naming it (erp_customer_no)
+  account       ACC[account id]    <- CRM account, the billing and ERP customers linked to it
+Links are read from whichever side names the other: a billing customer reaches its account through its own
+crm_account_id or, failing that, through the account that names it.
+"""
+
+from __future__ import annotations
+
+from streams.joins import Message, bucket_key
+
+INV, SUB, ORD, OPP, BCL, ECL, ACC = "INV", "SUB", "ORD", "OPP", "BCL", "ECL", "ACC"
+
+
+def entity_message(event: dict) -> Message:
+    """A canonical event as a write of the entity's own bucket (member "self")."""
+    deleted = event["op"] == "delete" or event["after"] is None
+    data = None
+    if not deleted:
+        data = {
+            "fields": dict(event["after"]),
+            "system": event["system"],
+            "table": event["source_table"],
+            "position": _position_text(event["position"]),
+            "source_ts": event["source_ts"],
+            "correlation_id": event["correlation_id"],
+        }
+    return Message(
+        bucket=bucket_key(event["entity_type"], event["entity_id"]),
+        member=("self", event["entity_id"]),
+        order=list(event["position"]["order"]),
+        deleted=deleted,
+        data=data,
+    )
+
+
+def _position_text(position: dict) -> str:
+    if position.get("lsn") is not None:
+        return f"lsn:{position['lsn']}" + (f" tx:{position['tx_id']}" if position.get("tx_id") is not None else "")
+    if position.get("cursor"):
+        return f"cursor:{position['cursor']}"
+    return "order:" + ".".join(map(str, position["order"]))
+
+
+def _self(members: dict) -> dict | None:
+    for (kind, _), data in members.items():
+        if kind == "self":
+            return data
+    return None
+
+
+def _of(members: dict, kind: str) -> dict:
+    return {mid: data for (k, mid), data in members.items() if k == kind}
+
+
+def emits(bucket_type: str, bucket_id: str, members: dict) -> dict:
+    """{target bucket key: (member key, data)} this bucket contributes, from its live members alone."""
+    out: dict = {}
+    me = _self(members)
+    f = me["fields"] if me else {}
+
+    def to(target_type: str, target_id, kind: str, data) -> None:
+        if target_id:
+            out[bucket_key(target_type, str(target_id))] = ((kind, bucket_id), data)
+
+    if bucket_type == "invoice" and me:
+        to(INV, bucket_id, "invoice", me)
+    elif bucket_type == "payment" and me:
+        to(INV, f.get("invoice_id"), "payment", me)
+    elif bucket_type == "ar_posting" and me:
+        if f.get("invoice_ref"):
+            to(INV, f["invoice_ref"], "posting", me)
+        else:
+            to(ORD, f.get("order_no"), "posting", me)
+    elif bucket_type == "subscription" and me:
+        to(SUB, bucket_id, "subscription", me)
+    elif bucket_type == "sales_order" and me:
+        to(ORD, bucket_id, "order", me)
+    elif bucket_type == "opportunity" and me:
+        to(OPP, bucket_id, "opportunity", me)
+    elif bucket_type == "account" and me:
+        to(ACC, bucket_id, "account", me)
+        to(BCL, f.get("billing_customer_id"), "claim", {"account_id": bucket_id})
+        to(ECL, f.get("erp_customer_no"), "claim", {"account_id": bucket_id})
+    elif bucket_type == "billing_customer" and me:
+        to(BCL, bucket_id, "customer", me)
+    elif bucket_type == "erp_customer" and me:
+        to(ECL, bucket_id, "customer", me)
+    elif bucket_type == INV:
+        invoice = _of(members, "invoice").get(bucket_id)
+        if invoice:
+            summary = {"invoice": invoice, "payments": _of(members, "payment"), "postings": _of(members, "posting")}
+            inv = invoice["fields"]
+            if inv.get("subscription_id"):
+                to(SUB, inv["subscription_id"], "invoice", summary)
+            else:
+                to(ORD, inv.get("erp_order_no"), "invoice", summary)
+    elif bucket_type == SUB:
+        sub = _of(members, "subscription").get(bucket_id)
+        if sub:
+            to(OPP, sub["fields"].get("crm_opportunity_id"), "subscription",
+               {"subscription": sub, "invoices": _of(members, "invoice")})
+    elif bucket_type == ORD:
+        order = _of(members, "order").get(bucket_id)
+        if order:
+            to(OPP, order["fields"].get("crm_opportunity_id"), "order",
+               {"order": order, "invoices": _of(members, "invoice"), "postings": _of(members, "posting")})
+    elif bucket_type in (BCL, ECL):
+        customer = _of(members, "customer").get(bucket_id)
+        if customer:
+            kind = "billing_customer" if bucket_type == BCL else "erp_customer"
+            named = customer["fields"].get("crm_account_id")
+            accounts = [named] if named else sorted(c["account_id"] for c in _of(members, "claim").values())
+            for account_id in accounts:
+                to(ACC, account_id, kind, customer)
+    return out

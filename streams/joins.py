@@ -1,0 +1,115 @@
+"""The join engine: buckets of members keyed by a root id, linked by messages. Pure: no Kafka, no Faust.
+
+Every joined view is a *bucket* (bucket type + id) holding *members* (member type + id), each with the
+order it was last written at. An entity's own event lands in its entity bucket; each bucket derives, from
+its members alone, the members it contributes to other buckets (a payment to its invoice's bucket, an
+invoice summary to its subscription's, ...). When those targets change, the engine retracts the member
+from the old bucket and upserts it into the new one. Members are last-writer-wins by order and deletes
+leave tombstones, so any arrival order of the same changes ends in the same buckets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+# emits(bucket_type, bucket_id, live_members) -> {target bucket key: (member key, data)}
+Emits = Callable[[str, str, dict], dict]
+# projector(bucket_type, bucket_id, live_members) -> [(projection name, projection id, record or None)]
+Projector = Callable[[str, str, dict], list]
+
+
+def bucket_key(bucket_type: str, bucket_id: str) -> str:
+    return f"{bucket_type}|{bucket_id}"
+
+
+def split_key(key: str) -> tuple[str, str]:
+    bucket_type, _, bucket_id = key.partition("|")
+    return bucket_type, bucket_id
+
+
+@dataclass
+class Message:
+    """Write one member of one bucket: an upsert with data, or a retraction (deleted)."""
+
+    bucket: str
+    member: tuple[str, str]
+    order: list
+    deleted: bool = False
+    data: dict | None = None
+
+
+@dataclass
+class Outputs:
+    links: list[Message] = field(default_factory=list)
+    projections: list[tuple[str, str, dict | None]] = field(default_factory=list)
+
+
+def new_state() -> dict:
+    return {"members": {}, "version": 0, "routes": {}, "projections": {}}
+
+
+def live_members(state: dict) -> dict:
+    """{member key: data} of members that are not tombstones."""
+    return {key: m["data"] for key, m in state["members"].items() if not m["deleted"]}
+
+
+def _digest(value) -> str:
+    return hashlib.sha1(pickle.dumps(value, protocol=4)).hexdigest()
+
+
+def apply(state: dict | None, message: Message, emits: Emits, projector: Projector) -> tuple[dict, Outputs, bool]:
+    """Apply one message to its bucket; return (new state, outputs, accepted).
+
+    A message not newer than the member it writes is a redelivery or stale: the state stays as it is, but
+    the bucket's current links and projections are sent again, so a crash between the state write and the
+    sends loses nothing (receivers drop what they already hold).
+    """
+    state = state if state is not None else new_state()
+    current = state["members"].get(message.member)
+    accepted = current is None or list(message.order) > list(current["order"])
+    if accepted:
+        state = {**state, "members": dict(state["members"])}
+        state["members"][message.member] = {
+            "order": list(message.order),
+            "deleted": message.deleted,
+            "data": None if message.deleted else message.data,
+        }
+        state["version"] += 1
+    return _emit(message.bucket, state, emits, projector, force=not accepted)
+
+
+def _emit(key: str, state: dict, emits: Emits, projector: Projector, force: bool) -> tuple[dict, Outputs, bool]:
+    bucket_type, bucket_id = split_key(key)
+    members = live_members(state)
+    outputs = Outputs()
+    desired = emits(bucket_type, bucket_id, members)
+    routes = dict(state["routes"])
+    version = [state["version"]]
+    for target, (member, digest) in list(routes.items()):
+        wanted = desired.get(target)
+        if wanted is None or wanted[0] != tuple(member):
+            outputs.links.append(Message(target, tuple(member), version, deleted=True))
+            del routes[target]
+    for target, (member, data) in desired.items():
+        digest = _digest(data)
+        previous = routes.get(target)
+        if force or previous is None or previous[1] != digest:
+            outputs.links.append(Message(target, tuple(member), version, data=data))
+        routes[target] = (tuple(member), digest)
+    emitted = dict(state["projections"])
+    for name, pid, record in projector(bucket_type, bucket_id, members):
+        digest = None if record is None else _digest(record)
+        slot = f"{name}|{pid}"
+        if slot not in emitted and record is None:
+            continue  # never emitted: nothing to tombstone
+        if force or emitted.get(slot, "none") != digest:
+            outputs.projections.append((name, pid, record))
+        if record is None:
+            emitted.pop(slot, None)
+        else:
+            emitted[slot] = digest
+    new = {**state, "routes": routes, "projections": emitted}
+    return new, outputs, not force
