@@ -6,13 +6,14 @@ from pathlib import Path
 
 import faust
 
+from state.faust_highwater import install
 from trueup.settings import Settings
 
 
 def create_app(settings: Settings, bootstrap: str, index: int, web_port: int) -> faust.App:
     """A Faust app bound to loopback (unless configured), RocksDB tables in the worker's own folder."""
     datadir = Path(settings.data_dir).resolve() / f"worker-{index}"
-    return faust.App(
+    app = faust.App(
         settings.worker.app_id,
         broker=f"kafka://{bootstrap}",
         store="rocksdb://",
@@ -30,3 +31,5 @@ def create_app(settings: Settings, bootstrap: str, index: int, web_port: int) ->
         table_standby_replicas=settings.worker.standby_replicas,
         consumer_auto_offset_reset="earliest",
     )
+    install(app)  # changelog restores read to the true end (the local broker's ListOffsets reports less)
+    return app

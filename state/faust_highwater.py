@@ -1,0 +1,117 @@
+"""Make Faust's table recovery read each changelog to its true end: the local broker's ListOffsets reports less."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import faust
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth, server_list
+from faust.types import TP
+
+log = logging.getLogger(__name__)
+
+# Faust's Recovery takes consumer.highwaters(*tps) (ListOffsets) as the end of each changelog partition it restores.
+# Tansu answers ListOffsets with the first offset of the last batch + 1: recovery stopped early (counts lost after a
+# handover) and raised ConsistencyError when a store or standby was ahead of it (tests/integration/
+# test_table_restore.py). Its fetch responses are right, so the end handed to Faust is max(ListOffsets, last offset
+# read + 1, the fetch response's high watermark) from a short probe read at the reported end - 1. On Apache Kafka
+# the probe only confirms the reported value.
+
+PROBE_TIMEOUT_S = 15.0
+_INSTALLED = "_trueup_true_highwaters"
+
+
+def install(app: faust.App) -> None:
+    """Call once, before the app starts: every consumer the app creates reports true changelog ends to recovery."""
+    if getattr(app, _INSTALLED, False):
+        return
+    setattr(app, _INSTALLED, True)
+    # app.consumer is created lazily (needs the running loop), so wrap its factory instead of touching it now.
+    new_consumer = app._new_consumer
+
+    def _new_consumer() -> Any:
+        return _wrap(app, new_consumer())
+
+    app._new_consumer = _new_consumer  # type: ignore[method-assign]
+    if app._consumer is not None:  # already created: wrap that one too
+        _wrap(app, app._consumer)
+
+
+def _wrap(app: faust.App, consumer: Any) -> Any:
+    # Recovery._build_highwaters is the only caller of highwaters() in Faust; nothing else changes.
+    reported_highwaters: Callable[..., Any] = consumer.highwaters
+
+    async def highwaters(*tps: TP) -> Mapping[TP, int]:
+        reported = await reported_highwaters(*tps)
+        if consumer.in_transaction:
+            # Exactly-once: Faust already uses the last stable offset, which comes from fetch responses.
+            return reported
+        return await true_ends(app, reported)
+
+    consumer.highwaters = highwaters
+    return consumer
+
+
+async def true_ends(app: faust.App, reported: Mapping[TP, int]) -> dict[TP, int]:
+    """The reported ends, raised to what a probe read finds; on probe failure the reported ends, with a warning."""
+    ends = dict(reported)
+    # An end of 0 (or None) is an empty partition: nothing to probe, and a fetch there would only wait for data.
+    probe = {tp: end for tp, end in reported.items() if end}
+    if not probe:
+        return ends
+    try:
+        found = await asyncio.wait_for(_probe(app, probe), PROBE_TIMEOUT_S)
+    except Exception as exc:  # a failed probe must not stop the worker; it then restores as plain Faust would
+        log.warning("changelog end probe failed (%r); using the broker's ListOffsets ends", exc)
+        return ends
+    for tp, end in found.items():
+        if end > ends[tp]:
+            log.info("changelog %s:%d ends at %d, not %d as ListOffsets said", tp.topic, tp.partition, end, ends[tp])
+            ends[tp] = end
+    return ends
+
+
+async def _probe(app: faust.App, reported: Mapping[TP, int]) -> dict[TP, int]:
+    conf = app.conf
+    transport = app.transport
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=server_list(transport.url, transport.default_port),
+        client_id=f"{conf.broker_client_id}-end-probe",
+        group_id=None,  # a bare reader: no group, no commits, no rebalance of the real consumer
+        enable_auto_commit=False,
+        # If retention removed the probe offset, restart at the log start: the fetch still carries the high watermark.
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=100,
+        request_timeout_ms=int(conf.broker_request_timeout * 1000),
+        **credentials_to_aiokafka_auth(conf.broker_credentials, conf.ssl_context),
+    )
+    # Faust hands over its own TP tuples; aiokafka insists on its TopicPartition.
+    keys = {TopicPartition(tp.topic, tp.partition): tp for tp in reported}
+    found = {tp: reported[key] for tp, key in keys.items()}
+    await consumer.start()
+    try:
+        consumer.assign(list(keys))
+        for tp, end in found.items():
+            # Fetches return whole batches, so reading from the reported end - 1 (the last batch's first offset on
+            # Tansu, the last record on Kafka) returns the tail up to the real end.
+            consumer.seek(tp, end - 1)
+        pending = set(keys)
+        while pending:
+            batches = await consumer.getmany(*pending, timeout_ms=200)
+            for tp in list(pending):
+                records = batches.get(tp)
+                if records:
+                    found[tp] = max(found[tp], records[-1].offset + 1)
+                # Set from the fetch response (right on Tansu too); known once a fetch for tp came back.
+                highwater = consumer.highwater(tp)
+                if highwater is not None:
+                    found[tp] = max(found[tp], highwater)
+                if records or highwater is not None:
+                    pending.discard(tp)
+    finally:
+        await consumer.stop()
+    return {keys[tp]: end for tp, end in found.items()}
