@@ -14,14 +14,17 @@ from trueup.stack.postgres import cluster_home
 from trueup.stack.processes import alive
 
 
-def new_stack(name: str) -> Stack:
+def new_stack(name: str, env: dict[str, str] | None = None) -> Stack:
+    """A stack in its own folder; env holds extra TRUEUP_* settings (they reach its child processes too)."""
     data_dir = Path(tempfile.mkdtemp(prefix=f"trueup-{name}-"))
-    os.environ["TRUEUP_DATA_DIR"] = str(data_dir)
+    extra = {"TRUEUP_DATA_DIR": str(data_dir), **(env or {})}
+    os.environ.update(extra)
     try:
         settings = load_settings()
+        return Stack(settings, echo=lambda *_: None, child_env=env)
     finally:
-        del os.environ["TRUEUP_DATA_DIR"]
-    return Stack(settings, echo=lambda *_: None)
+        for key in extra:
+            del os.environ[key]
 
 
 def started_pids(stack: Stack) -> list[int]:
@@ -49,8 +52,8 @@ def destroy(stack: Stack) -> list[int]:
 
 
 @contextmanager
-def running_stack(name: str, workers: int = 1, before_connectors=None):
-    stack = new_stack(name)
+def running_stack(name: str, workers: int = 1, before_connectors=None, env: dict[str, str] | None = None):
+    stack = new_stack(name, env)
     try:
         stack.up(workers=workers, before_connectors=before_connectors)
         yield stack

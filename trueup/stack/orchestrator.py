@@ -33,8 +33,10 @@ class StackError(RuntimeError):
 class Stack:
     """One stack rooted at settings.data_dir."""
 
-    def __init__(self, settings: Settings, config_file: Path | None = None, echo=print) -> None:
+    def __init__(self, settings: Settings, config_file: Path | None = None, echo=print,
+                 child_env: dict[str, str] | None = None) -> None:
         self.settings = settings
+        self.extra_env = dict(child_env or {})
         self.data_dir = Path(settings.data_dir).resolve()
         self.config_file = config_file.resolve() if config_file else None
         self.echo = echo
@@ -172,7 +174,7 @@ class Stack:
     # ---- children ----------------------------------------------------------------------------
 
     def child_env(self, state: StackState) -> dict[str, str]:
-        env = dict(os.environ)
+        env = {**os.environ, **self.extra_env}
         env["TRUEUP_DATA_DIR"] = str(self.data_dir)
         env["TRUEUP_KAFKA__BOOTSTRAP"] = state.bootstrap
         env["TRUEUP_CONNECT__SECRETS_DIR"] = str(self.secrets_dir)
