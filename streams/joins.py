@@ -86,17 +86,21 @@ def _emit(key: str, state: dict, emits: Emits, projector: Projector, force: bool
     members = live_members(state)
     outputs = Outputs()
     desired = emits(bucket_type, bucket_id, members)
+    # routes: target -> (member, digest of the data sent), digest None once retracted. Retractions and
+    # tombstones stay recorded so a redelivery after a crash can send them again.
     routes = dict(state["routes"])
     version = [state["version"]]
     for target, (member, digest) in list(routes.items()):
         wanted = desired.get(target)
-        if wanted is None or wanted[0] != tuple(member):
+        if wanted is not None and wanted[0] == tuple(member):
+            continue
+        if digest is not None or force:
             outputs.links.append(Message(target, tuple(member), version, deleted=True))
-            del routes[target]
+        routes[target] = (tuple(member), None)
     for target, (member, data) in desired.items():
         digest = _digest(data)
         previous = routes.get(target)
-        if force or previous is None or previous[1] != digest:
+        if force or previous is None or previous[1] != digest or previous[0] != tuple(member):
             outputs.links.append(Message(target, tuple(member), version, data=data))
         routes[target] = (tuple(member), digest)
     emitted = dict(state["projections"])
@@ -107,9 +111,6 @@ def _emit(key: str, state: dict, emits: Emits, projector: Projector, force: bool
             continue  # never emitted: nothing to tombstone
         if force or emitted.get(slot, "none") != digest:
             outputs.projections.append((name, pid, record))
-        if record is None:
-            emitted.pop(slot, None)
-        else:
-            emitted[slot] = digest
+        emitted[slot] = digest
     new = {**state, "routes": routes, "projections": emitted}
     return new, outputs, not force
