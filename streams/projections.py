@@ -114,8 +114,8 @@ def invoice_projection(invoice_id: str, members: dict) -> dict | None:
     paid = net_paid(payments)
     posted = _sum(p["fields"].get("amount") for p in postings.values())
     due = f.get("amount_due")
-    billed = _sum([due])
     status = corrected_invoice_status(invoice, paid)
+    billed = {} if status == "void" else _sum([due])  # a voided invoice bills nothing
     outstanding = {c: billed.get(c, ZERO) - paid.get(c, ZERO) for c in set(billed) | set(paid)}
     billing_paid = f.get("amount_paid")
     computed_paid = {"amount": paid.get(due["currency"], ZERO), "currency": due["currency"]} if due else None
@@ -194,7 +194,8 @@ def quote_to_cash_projection(opportunity_id: str, members: dict) -> dict | None:
             postings.update(inv["postings"])
         postings.update(summary.get("postings", {}))
     payments = {pid: p for inv in invoices.values() for pid, p in inv["payments"].items()}
-    billed = _sum(inv["invoice"]["fields"].get("amount_due") for inv in invoices.values())
+    billed = _sum(inv["invoice"]["fields"].get("amount_due") for inv in invoices.values()
+                  if inv["invoice"]["fields"].get("status") != "void")
     paid = net_paid(payments)
     posted = _sum(p["fields"].get("amount") for p in postings.values())
     outstanding = {c: billed.get(c, ZERO) - paid.get(c, ZERO) for c in set(billed) | set(paid)}

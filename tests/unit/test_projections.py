@@ -412,3 +412,16 @@ def test_quote_to_cash_projection_directly_from_summaries():
     assert totals(p, "billed") == {"USD": Decimal("5.00")}
     assert totals(p, "posted") == {"EUR": Decimal("1.00"), "USD": Decimal("5.00")}
     assert p["status"] == "paid"
+
+
+def test_a_void_invoice_bills_nothing():
+    from decimal import Decimal
+
+    from streams.projections import invoice_projection
+
+    invoice = {"fields": {"id": "in_v", "amount_due": {"amount": Decimal("50.00"), "currency": "EUR"},
+                          "status": "void"},
+               "system": "billing", "table": "invoices", "position": "lsn:1", "source_ts": 0, "correlation_id": "c"}
+    proj = invoice_projection("in_v", {("invoice", "in_v"): invoice})
+    assert proj["status"] == "void"
+    assert proj["totals"]["billed"] == [] and proj["totals"]["outstanding"] == []
