@@ -3,7 +3,7 @@
 Entity buckets (one per entity, holding its latest canonical state) feed the join buckets:
   invoice view  INV[invoice id]    <- invoice, its payments (invoice_id), its AR postings (invoice_ref)
   subscription  SUB[subscription]  <- subscription, summaries of invoices naming it
-  sales order   ORD[order no]      <- sales order, summaries of invoices naming only it, postings by order_no
+  sales order   ORD[order no]      <- sales order, summaries of invoices naming it, postings by order_no
   opportunity   OPP[opportunity]   <- opportunity, subscription and order summaries naming it
   billing link  BCL[customer id]   <- billing customer, CRM accounts naming it (billing_customer_id)
   ERP link      ECL[customer no]   <- ERP customer, CRM accounts naming it (erp_customer_no)
@@ -98,10 +98,9 @@ def emits(bucket_type: str, bucket_id: str, members: dict) -> dict:
         if invoice:
             summary = {"invoice": invoice, "payments": _of(members, "payment"), "postings": _of(members, "posting")}
             inv = invoice["fields"]
-            if inv.get("subscription_id"):
-                to(SUB, inv["subscription_id"], "invoice", summary)
-            else:
-                to(ORD, inv.get("erp_order_no"), "invoice", summary)
+            # Both paths: the order checks its invoice totals; quote-to-cash counts each invoice id once.
+            to(SUB, inv.get("subscription_id"), "invoice", summary)
+            to(ORD, inv.get("erp_order_no"), "invoice", summary)
     elif bucket_type == SUB:
         sub = _of(members, "subscription").get(bucket_id)
         if sub:

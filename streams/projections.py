@@ -188,10 +188,16 @@ def quote_to_cash_projection(opportunity_id: str, members: dict) -> dict | None:
     orders = {mid: d for (k, mid), d in members.items() if k == "order"}
     invoices: dict = {}
     postings: dict = {}
-    for summary in [*subs.values(), *orders.values()]:
+    for summary in subs.values():
         for inv_id, inv in summary["invoices"].items():
             invoices[inv_id] = inv
             postings.update(inv["postings"])
+    for summary in orders.values():
+        # An order sees every invoice naming it; those with a subscription count through the subscription.
+        for inv_id, inv in summary["invoices"].items():
+            if not inv["invoice"]["fields"].get("subscription_id"):
+                invoices[inv_id] = inv
+                postings.update(inv["postings"])
         postings.update(summary.get("postings", {}))
     payments = {pid: p for inv in invoices.values() for pid, p in inv["payments"].items()}
     billed = _sum(inv["invoice"]["fields"].get("amount_due") for inv in invoices.values()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +95,17 @@ class ConnectSettings(_Section):
     jvm_max_heap_mb: int = Field(512, ge=128)
 
 
+class RuleSettings(_Section):
+    """SLA durations and money tolerance of the consistency rules."""
+
+    subscription_sla_s: float = Field(3600.0, gt=0, description="closed-won opportunity -> billing subscription")
+    sales_order_sla_s: float = Field(3600.0, gt=0, description="closed-won opportunity -> ERP sales order")
+    posting_sla_s: float = Field(3600.0, gt=0, description="billing invoice -> ERP AR posting")
+    orphan_payment_sla_s: float = Field(900.0, gt=0, description="payment -> its invoice appears")
+    dangling_reference_sla_s: float = Field(3600.0, gt=0, description="a cross-system link -> its target appears")
+    money_tolerance: Decimal = Field(Decimal("0.00"), ge=0, description="differences up to this are equal")
+
+
 class TopicSettings(_Section):
     events_prefix: str = "trueup.events"
     projections_prefix: str = "trueup.projections"
@@ -116,6 +128,7 @@ class Settings(BaseSettings):
     worker: WorkerSettings = WorkerSettings()
     connect: ConnectSettings = ConnectSettings()
     topics: TopicSettings = TopicSettings()
+    rules: RuleSettings = RuleSettings()
 
     @field_validator("sources", mode="before")
     @classmethod

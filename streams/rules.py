@@ -1,0 +1,297 @@
+"""Consistency rules: pure functions of a join bucket's live members that return candidate findings.
+
+A candidate names the source systems whose watermark must pass a commit time before it may be raised:
+the time by which a missing record was due (SLA rules), or the time of the newest record the comparison
+depends on, so that ordinary replication lag never raises an alert (no wall-clock grace stands in).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from streams.alert_lifecycle import Evidence, Finding
+from streams.join_topology import ACC, INV, OPP, ORD
+from streams.projections import ZERO, net_paid
+
+
+@dataclass(frozen=True)
+class Candidate:
+    finding: Finding
+    waits_for: tuple[tuple[str, int], ...] = ()  # (system, commit time ms) its watermark must reach
+
+    def due(self, watermarks: dict[str, int]) -> bool:
+        return all(watermarks.get(system, -1) >= at for system, at in self.waits_for)
+
+
+@dataclass(frozen=True)
+class RuleConfig:
+    subscription_sla_ms: int
+    sales_order_sla_ms: int
+    posting_sla_ms: int
+    orphan_payment_sla_ms: int
+    dangling_reference_sla_ms: int
+    tolerance: Decimal
+
+    @classmethod
+    def from_settings(cls, rules) -> RuleConfig:
+        return cls(
+            subscription_sla_ms=int(rules.subscription_sla_s * 1000),
+            sales_order_sla_ms=int(rules.sales_order_sla_s * 1000),
+            posting_sla_ms=int(rules.posting_sla_s * 1000),
+            orphan_payment_sla_ms=int(rules.orphan_payment_sla_s * 1000),
+            dangling_reference_sla_ms=int(rules.dangling_reference_sla_s * 1000),
+            tolerance=rules.money_tolerance,
+        )
+
+
+CATALOG = {
+    "opportunity_without_subscription": ("high", "closed-won opportunity with no billing subscription within SLA"),
+    "opportunity_without_sales_order": ("high", "closed-won opportunity with no ERP sales order within SLA"),
+    "invoice_not_posted": ("high", "billing invoice not posted to ERP (no AR posting) within SLA"),
+    "posting_mismatch": ("critical", "AR posting amount or currency differs from the invoice"),
+    "order_invoice_total_mismatch": ("high", "invoice totals for a sales order differ from the order total or currency"),
+    "orphan_payment": ("high", "payment for an invoice that does not exist, after SLA"),
+    "payment_customer_mismatch": ("high", "payment belongs to another customer than its invoice"),
+    "invoice_status_mismatch": ("medium", "invoice status disagrees with its payments"),
+    "subscription_order_mismatch": ("high", "subscription value or state differs from its sales order"),
+    "account_attribute_mismatch": ("medium", "account attributes differ between CRM and ERP or billing"),
+}
+
+
+def ms(ts) -> int:
+    if isinstance(ts, datetime):
+        return int(ts.timestamp() * 1000)
+    return int(ts or 0)
+
+
+def fmt(money: dict | None) -> str:
+    if money is None:
+        return "nothing"
+    return f"{money['amount']:,.2f} {money['currency']}"
+
+
+def _ev(member: dict, key: str, field: str, value) -> Evidence:
+    text = fmt(value) if isinstance(value, dict) else (None if value is None else str(value))
+    return Evidence(member["system"], member["table"], key, field, text, member["position"])
+
+
+def _missing(system: str, table: str, key: str, field: str) -> Evidence:
+    return Evidence(system, table, key, field, None, None)
+
+
+def _finding(rule_id: str, entity_type: str, entity_id: str, message: str, evidence, member: dict,
+             deadline_ms: int | None = None) -> Finding:
+    return Finding(rule_id, CATALOG[rule_id][0], entity_type, entity_id, message, tuple(evidence),
+                   deadline_ms, member.get("correlation_id", ""))
+
+
+def _of(members: dict, kind: str) -> dict:
+    return {mid: data for (k, mid), data in members.items() if k == kind}
+
+
+def _differs(a: Decimal, b: Decimal, tol: Decimal) -> bool:
+    return abs(a - b) > tol
+
+
+# ---- invoice view: the invoice, its payments and postings ----------------------------------------
+
+
+def invoice_rules(invoice_id: str, members: dict, cfg: RuleConfig) -> list[Candidate]:
+    out: list[Candidate] = []
+    invoice = members.get(("invoice", invoice_id))
+    payments, postings = _of(members, "payment"), _of(members, "posting")
+    if invoice is None:
+        for pid, pay in payments.items():
+            due_at = ms(pay["source_ts"]) + cfg.orphan_payment_sla_ms
+            out.append(Candidate(_finding(
+                "orphan_payment", "payment", pid,
+                f"Payment {pid} of {fmt(pay['fields'].get('amount'))} names invoice {invoice_id}, "
+                "which billing does not have",
+                [_ev(pay, pid, "invoice_id", invoice_id), _missing("billing", "invoices", invoice_id, "id")],
+                pay, due_at), (("billing", due_at),)))
+        return out
+    f = invoice["fields"]
+    inv_ts = ms(invoice["source_ts"])
+    due = f.get("amount_due")
+    status = f.get("status")
+    if status not in ("draft", "void") and not postings:
+        due_at = inv_ts + cfg.posting_sla_ms
+        out.append(Candidate(_finding(
+            "invoice_not_posted", "invoice", invoice_id,
+            f"Invoice {invoice_id} for {fmt(due)} has no AR posting in ERP",
+            [_ev(invoice, invoice_id, "amount_due", due), _missing("erp", "ar_postings", invoice_id, "invoice_ref")],
+            invoice, due_at), (("erp", due_at),)))
+    if postings and due is not None and status != "void":
+        posted: dict[str, Decimal] = {}
+        for p in postings.values():
+            amount = p["fields"].get("amount")
+            if amount is not None:
+                posted[amount["currency"]] = posted.get(amount["currency"], ZERO) + amount["amount"]
+        other_currencies = set(posted) - {due["currency"]}
+        if other_currencies or _differs(posted.get(due["currency"], ZERO), due["amount"], cfg.tolerance):
+            shown = ", ".join(f"{amount:,.2f} {currency}" for currency, amount in sorted(posted.items()))
+            latest = max(ms(p["source_ts"]) for p in postings.values())
+            out.append(Candidate(_finding(
+                "posting_mismatch", "invoice", invoice_id,
+                f"Invoice {invoice_id} for {fmt(due)} was posted to ERP as {shown}",
+                [_ev(invoice, invoice_id, "amount_due", due)]
+                + [_ev(p, pid, "amount", p["fields"].get("amount")) for pid, p in sorted(postings.items())],
+                invoice), (("erp", inv_ts), ("billing", latest))))
+    latest_billing = max([inv_ts] + [ms(p["source_ts"]) for p in payments.values()])
+    for pid, pay in sorted(payments.items()):
+        if pay["fields"].get("customer_id") != f.get("customer_id"):
+            out.append(Candidate(_finding(
+                "payment_customer_mismatch", "payment", pid,
+                f"Payment {pid} is from customer {pay['fields'].get('customer_id')} but invoice {invoice_id} "
+                f"belongs to {f.get('customer_id')}",
+                [_ev(pay, pid, "customer_id", pay["fields"].get("customer_id")),
+                 _ev(invoice, invoice_id, "customer_id", f.get("customer_id"))],
+                pay), (("billing", latest_billing),)))
+    if due is not None and status not in ("draft", "void"):
+        paid = net_paid(payments).get(due["currency"], ZERO)
+        problem = None
+        if status == "paid" and paid < due["amount"] - cfg.tolerance:
+            problem = f"is marked paid but only {paid:,.2f} {due['currency']} of {fmt(due)} was paid"
+        elif paid > due["amount"] + cfg.tolerance:
+            problem = f"is overpaid: {paid:,.2f} {due['currency']} paid against {fmt(due)}"
+        elif status == "open" and paid >= due["amount"] - cfg.tolerance:
+            problem = f"is fully paid ({paid:,.2f} {due['currency']}) but still open"
+        if problem:
+            out.append(Candidate(_finding(
+                "invoice_status_mismatch", "invoice", invoice_id, f"Invoice {invoice_id} {problem}",
+                [_ev(invoice, invoice_id, "status", status), _ev(invoice, invoice_id, "amount_due", due)]
+                + [_ev(p, pid, "amount", p["fields"].get("amount")) for pid, p in sorted(payments.items())],
+                invoice), (("billing", latest_billing),)))
+    return out
+
+
+# ---- opportunity: subscriptions and orders ----------------------------------------------------------
+
+
+def opportunity_rules(opp_id: str, members: dict, cfg: RuleConfig) -> list[Candidate]:
+    out: list[Candidate] = []
+    opp = members.get(("opportunity", opp_id))
+    subs, orders = _of(members, "subscription"), _of(members, "order")
+    if opp is not None and opp["fields"].get("stage") == "closed_won":
+        won = ms(opp["source_ts"])
+        amount = opp["fields"].get("amount")
+        if not subs:
+            due_at = won + cfg.subscription_sla_ms
+            out.append(Candidate(_finding(
+                "opportunity_without_subscription", "opportunity", opp_id,
+                f"Opportunity {opp_id} won for {fmt(amount)} has no billing subscription",
+                [_ev(opp, opp_id, "stage", "closed_won"),
+                 _missing("billing", "subscriptions", opp_id, "crm_opportunity_id")],
+                opp, due_at), (("billing", due_at),)))
+        if not orders:
+            due_at = won + cfg.sales_order_sla_ms
+            out.append(Candidate(_finding(
+                "opportunity_without_sales_order", "opportunity", opp_id,
+                f"Opportunity {opp_id} won for {fmt(amount)} has no ERP sales order",
+                [_ev(opp, opp_id, "stage", "closed_won"),
+                 _missing("erp", "sales_orders", opp_id, "crm_opportunity_id")],
+                opp, due_at), (("erp", due_at),)))
+    for sub_id, summary in sorted(subs.items()):
+        sub = summary["subscription"]
+        named = [o for o in orders.values() if o["order"]["fields"].get("billing_subscription_id") == sub_id]
+        candidates = named or (list(orders.values()) if len(orders) == 1 else [])
+        for order_summary in candidates:
+            order = order_summary["order"]
+            out.extend(_subscription_vs_order(sub_id, sub, order, cfg))
+    return out
+
+
+def _subscription_vs_order(sub_id: str, sub: dict, order: dict, cfg: RuleConfig) -> list[Candidate]:
+    sf, of = sub["fields"], order["fields"]
+    order_no = of.get("order_no")
+    unit, quantity, total = sf.get("unit_amount"), sf.get("quantity"), of.get("total_amount")
+    waits = (("erp", ms(sub["source_ts"])), ("billing", ms(order["source_ts"])))
+    problem = None
+    if sf.get("status") == "canceled" and of.get("status") not in ("closed", "cancelled"):
+        problem = f"is canceled while sales order {order_no} is still {of.get('status')}"
+    elif unit is not None and quantity is not None and total is not None:
+        value = unit["amount"] * quantity
+        if unit["currency"] != total["currency"] or _differs(value, total["amount"], cfg.tolerance):
+            problem = (f"is worth {value:,.2f} {unit['currency']} ({quantity} x {fmt(unit)}) but sales order "
+                       f"{order_no} totals {fmt(total)}")
+    if problem is None:
+        return []
+    return [Candidate(_finding(
+        "subscription_order_mismatch", "subscription", sub_id, f"Subscription {sub_id} {problem}",
+        [_ev(sub, sub_id, "quantity", quantity), _ev(sub, sub_id, "unit_amount", unit),
+         _ev(sub, sub_id, "status", sf.get("status")), _ev(order, order_no, "total_amount", total),
+         _ev(order, order_no, "status", of.get("status"))],
+        sub), waits)]
+
+
+# ---- sales order: the invoices that name it ------------------------------------------------------
+
+
+def order_rules(order_no: str, members: dict, cfg: RuleConfig) -> list[Candidate]:
+    order = members.get(("order", order_no))
+    invoices = {iid: s["invoice"] for iid, s in _of(members, "invoice").items()
+                if s["invoice"]["fields"].get("status") != "void"}
+    if order is None or not invoices:
+        return []
+    total = order["fields"].get("total_amount")
+    if total is None:
+        return []
+    billed: dict[str, Decimal] = {}
+    for inv in invoices.values():
+        due = inv["fields"].get("amount_due")
+        if due is not None:
+            billed[due["currency"]] = billed.get(due["currency"], ZERO) + due["amount"]
+    if not (set(billed) - {total["currency"]}) and not _differs(billed.get(total["currency"], ZERO),
+                                                                  total["amount"], cfg.tolerance):
+        return []
+    shown = ", ".join(f"{amount:,.2f} {currency}" for currency, amount in sorted(billed.items()))
+    latest = max(ms(inv["source_ts"]) for inv in invoices.values())
+    return [Candidate(_finding(
+        "order_invoice_total_mismatch", "sales_order", order_no,
+        f"Sales order {order_no} totals {fmt(total)} but its invoices total {shown}",
+        [_ev(order, order_no, "total_amount", total)]
+        + [_ev(inv, iid, "amount_due", inv["fields"].get("amount_due")) for iid, inv in sorted(invoices.items())],
+        order), (("billing", ms(order["source_ts"])), ("erp", latest)))]
+
+
+# ---- account: CRM against the linked billing and ERP customers ------------------------------------
+
+
+def account_rules(account_id: str, members: dict, cfg: RuleConfig) -> list[Candidate]:
+    account = members.get(("account", account_id))
+    if account is None:
+        return []
+    af = account["fields"]
+    evidence: list[Evidence] = []
+    differences: list[str] = []
+    waits: list[tuple[str, int]] = []
+    for kind, system, fields in (("billing_customer", "billing", ("name",)),
+                                 ("erp_customer", "erp", ("name", "country", "tax_id"))):
+        for cid, customer in sorted(_of(members, kind).items()):
+            cf = customer["fields"]
+            for field in fields:
+                ours, theirs = af.get(field), cf.get(field)
+                if ours is not None and theirs is not None and ours != theirs:
+                    differences.append(f"{field} {ours!r} in CRM but {theirs!r} in {system}")
+                    evidence += [_ev(account, account_id, field, ours), _ev(customer, cid, field, theirs)]
+                    waits += [(system, ms(account["source_ts"])), ("crm", ms(customer["source_ts"]))]
+    if not differences:
+        return []
+    return [Candidate(_finding(
+        "account_attribute_mismatch", "account", account_id,
+        f"Account {account_id} has " + "; ".join(differences), evidence, account), tuple(waits))]
+
+
+def evaluate(bucket_type: str, bucket_id: str, members: dict, cfg: RuleConfig) -> list[Candidate]:
+    """Every candidate finding a join bucket holds evidence for."""
+    if bucket_type == INV:
+        return invoice_rules(bucket_id, members, cfg)
+    if bucket_type == OPP:
+        return opportunity_rules(bucket_id, members, cfg)
+    if bucket_type == ORD:
+        return order_rules(bucket_id, members, cfg)
+    if bucket_type == ACC:
+        return account_rules(bucket_id, members, cfg)
+    return []

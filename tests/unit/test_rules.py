@@ -1,0 +1,192 @@
+"""Consistency rules over join buckets built by the real engine from canonical events."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from streams.join_driver import JoinDriver
+from streams.joins import live_members
+from streams.rules import CATALOG, Candidate, RuleConfig, evaluate
+
+CFG = RuleConfig(subscription_sla_ms=10_000, sales_order_sla_ms=10_000, posting_sla_ms=10_000,
+                 orphan_payment_sla_ms=10_000, dangling_reference_sla_ms=10_000, tolerance=Decimal("0.00"))
+SYSTEM = {"account": "crm", "opportunity": "crm", "billing_customer": "billing", "subscription": "billing",
+          "invoice": "billing", "payment": "billing", "erp_customer": "erp", "sales_order": "erp",
+          "ar_posting": "erp"}
+
+
+class World:
+    def __init__(self) -> None:
+        self.driver = JoinDriver()
+        self.lsn = 100
+
+    def put(self, entity: str, eid: str, ts: int = 1_000, **fields) -> None:
+        self.lsn += 1
+        self.driver.feed({
+            "entity_type": entity, "entity_id": eid, "op": "update", "after": fields, "system": SYSTEM[entity],
+            "source_table": entity, "position": {"order": [1, 0, self.lsn], "lsn": self.lsn, "tx_id": 1},
+            "source_ts": ts, "correlation_id": f"cid-{eid}",
+        })
+
+    def delete(self, entity: str, eid: str) -> None:
+        self.lsn += 1
+        self.driver.feed({
+            "entity_type": entity, "entity_id": eid, "op": "delete", "after": None, "system": SYSTEM[entity],
+            "source_table": entity, "position": {"order": [1, 0, self.lsn], "lsn": self.lsn, "tx_id": 1},
+            "source_ts": 0, "correlation_id": "",
+        })
+
+    def findings(self, bucket: str) -> list[Candidate]:
+        bucket_type, _, bucket_id = bucket.partition("|")
+        state = self.driver.states.get(bucket)
+        return evaluate(bucket_type, bucket_id, live_members(state) if state else {}, CFG)
+
+
+def eur(amount: str, currency: str = "EUR") -> dict:
+    return {"amount": Decimal(amount), "currency": currency}
+
+
+def rules_of(candidates) -> set[tuple[str, str, str]]:
+    return {(c.finding.rule_id, c.finding.entity_type, c.finding.entity_id) for c in candidates}
+
+
+def healthy_invoice(w: World, inv="in_1", paid="100.00", status="paid", posted="100.00") -> None:
+    w.put("invoice", inv, id=inv, customer_id="cus_1", amount_due=eur("100.00"), status=status)
+    if paid:
+        w.put("payment", f"py_{inv}", id=f"py_{inv}", invoice_id=inv, customer_id="cus_1", amount=eur(paid),
+              kind="charge", status="succeeded")
+    if posted:
+        w.put("ar_posting", f"AR{inv}", ts=2_000, id=f"AR{inv}", invoice_ref=inv, customer_no="C1",
+              amount=eur(posted))
+
+
+def test_every_rule_has_a_severity_and_description():
+    for rule_id, (severity, description) in CATALOG.items():
+        assert severity in ("low", "medium", "high", "critical") and description and rule_id.islower()
+
+
+def test_a_healthy_invoice_raises_nothing():
+    w = World()
+    healthy_invoice(w)
+    assert w.findings("INV|in_1") == []
+
+
+def test_invoice_not_posted_waits_for_erp_watermark_past_the_sla():
+    w = World()
+    healthy_invoice(w, posted=None)
+    [c] = w.findings("INV|in_1")
+    assert (c.finding.rule_id, c.finding.entity_id) == ("invoice_not_posted", "in_1")
+    assert c.waits_for == (("erp", 11_000),) and c.finding.deadline_ms == 11_000
+    assert not c.due({"erp": 10_999}) and c.due({"erp": 11_000})
+    assert not c.due({}), "an unknown watermark never raises"
+
+
+def test_posting_mismatch_names_both_amounts_and_waits_for_both_sides():
+    w = World()
+    healthy_invoice(w, posted="90.00")
+    [c] = w.findings("INV|in_1")
+    assert c.finding.rule_id == "posting_mismatch" and c.finding.severity == "critical"
+    assert c.finding.message == "Invoice in_1 for 100.00 EUR was posted to ERP as 90.00 EUR"
+    assert dict(c.waits_for) == {"erp": 1_000, "billing": 2_000}
+    assert {e.system for e in c.finding.evidence} == {"billing", "erp"}
+
+
+def test_posting_in_another_currency_is_a_mismatch():
+    w = World()
+    healthy_invoice(w, posted=None)
+    w.put("ar_posting", "AR9", id="AR9", invoice_ref="in_1", customer_no="C1", amount=eur("100.00", "USD"))
+    assert rules_of(w.findings("INV|in_1")) == {("posting_mismatch", "invoice", "in_1")}
+
+
+@pytest.mark.parametrize("status,paid,expected", [
+    ("paid", "60.00", True), ("open", "100.00", True), ("paid", "120.00", True),
+    ("open", "60.00", False), ("paid", "100.00", False), ("void", "0.01", False),
+])
+def test_invoice_status_against_payments(status, paid, expected):
+    w = World()
+    healthy_invoice(w, status=status, paid=paid)
+    assert (("invoice_status_mismatch", "invoice", "in_1") in rules_of(w.findings("INV|in_1"))) is expected
+
+
+def test_orphan_payment_after_sla_and_resolved_when_the_invoice_appears():
+    w = World()
+    w.put("payment", "py_9", ts=5_000, id="py_9", invoice_id="in_9", customer_id="cus_1", amount=eur("5.00"),
+          kind="charge", status="succeeded")
+    [c] = w.findings("INV|in_9")
+    assert rules_of([c]) == {("orphan_payment", "payment", "py_9")} and c.waits_for == (("billing", 15_000),)
+    w.put("invoice", "in_9", id="in_9", customer_id="cus_1", amount_due=eur("5.00"), status="paid")
+    assert "orphan_payment" not in {x.finding.rule_id for x in w.findings("INV|in_9")}
+
+
+def test_payment_from_another_customer():
+    w = World()
+    healthy_invoice(w)
+    w.put("payment", "py_x", id="py_x", invoice_id="in_1", customer_id="cus_2", amount=eur("0.00"),
+          kind="charge", status="failed")
+    assert ("payment_customer_mismatch", "payment", "py_x") in rules_of(w.findings("INV|in_1"))
+
+
+def test_won_opportunity_without_subscription_or_order():
+    w = World()
+    w.put("opportunity", "OPP-1", ts=3_000, id="OPP-1", account_id="ACC-1", stage="closed_won", amount=eur("300.00"))
+    found = {c.finding.rule_id: c for c in w.findings("OPP|OPP-1")}
+    assert set(found) == {"opportunity_without_subscription", "opportunity_without_sales_order"}
+    assert found["opportunity_without_subscription"].waits_for == (("billing", 13_000),)
+    assert found["opportunity_without_sales_order"].waits_for == (("erp", 13_000),)
+    w.put("subscription", "sub_1", id="sub_1", crm_opportunity_id="OPP-1", quantity=3, unit_amount=eur("100.00"),
+          status="active")
+    w.put("sales_order", "SO1", id="SO1", order_no="SO1", crm_opportunity_id="OPP-1", billing_subscription_id="sub_1",
+          total_amount=eur("300.00"), status="billed")
+    assert w.findings("OPP|OPP-1") == []
+
+
+def test_lost_opportunity_needs_nothing():
+    w = World()
+    w.put("opportunity", "OPP-2", id="OPP-2", account_id="ACC-1", stage="closed_lost", amount=eur("1.00"))
+    assert w.findings("OPP|OPP-2") == []
+
+
+@pytest.mark.parametrize("sub,order,expected", [
+    ({"quantity": 3, "unit_amount": eur("100.00"), "status": "active"}, {"total_amount": eur("250.00"), "status": "billed"}, True),
+    ({"quantity": 3, "unit_amount": eur("100.00"), "status": "active"}, {"total_amount": eur("300.00", "USD"), "status": "billed"}, True),
+    ({"quantity": 3, "unit_amount": eur("100.00"), "status": "canceled"}, {"total_amount": eur("300.00"), "status": "billed"}, True),
+    ({"quantity": 3, "unit_amount": eur("100.00"), "status": "canceled"}, {"total_amount": eur("300.00"), "status": "cancelled"}, False),
+    ({"quantity": 3, "unit_amount": eur("100.00"), "status": "active"}, {"total_amount": eur("300.00"), "status": "billed"}, False),
+])
+def test_subscription_against_its_sales_order(sub, order, expected):
+    w = World()
+    w.put("opportunity", "OPP-1", id="OPP-1", account_id="ACC-1", stage="closed_won", amount=eur("300.00"))
+    w.put("subscription", "sub_1", id="sub_1", crm_opportunity_id="OPP-1", **sub)
+    w.put("sales_order", "SO1", order_no="SO1", crm_opportunity_id="OPP-1", billing_subscription_id="sub_1", **order)
+    found = ("subscription_order_mismatch", "subscription", "sub_1") in rules_of(w.findings("OPP|OPP-1"))
+    assert found is expected
+
+
+def test_order_invoice_totals():
+    w = World()
+    w.put("sales_order", "SO1", order_no="SO1", crm_opportunity_id="OPP-1", total_amount=eur("300.00"), status="billed")
+    w.put("invoice", "in_a", id="in_a", customer_id="cus_1", subscription_id="sub_1", erp_order_no="SO1",
+          amount_due=eur("200.00"), status="open")
+    [c] = w.findings("ORD|SO1")
+    assert rules_of([c]) == {("order_invoice_total_mismatch", "sales_order", "SO1")}
+    assert c.finding.message == "Sales order SO1 totals 300.00 EUR but its invoices total 200.00 EUR"
+    w.put("invoice", "in_b", id="in_b", customer_id="cus_1", erp_order_no="SO1", amount_due=eur("100.00"),
+          status="open")
+    assert w.findings("ORD|SO1") == []
+
+
+def test_account_attributes_judged_against_linked_customers():
+    w = World()
+    w.put("account", "ACC-1", id="ACC-1", name="Acme", country="DE", tax_id="DE1", billing_customer_id="cus_1",
+          status="active")
+    w.put("billing_customer", "cus_1", id="cus_1", name="Acme")
+    w.put("erp_customer", "C1", customer_no="C1", crm_account_id="ACC-1", name="Acme", country="DE", tax_id="DE1")
+    assert w.findings("ACC|ACC-1") == []
+    w.put("erp_customer", "C1", ts=4_000, customer_no="C1", crm_account_id="ACC-1", name="Acme", country="AT",
+          tax_id="DE1")
+    [c] = w.findings("ACC|ACC-1")
+    assert c.finding.rule_id == "account_attribute_mismatch"
+    assert "country 'DE' in CRM but 'AT' in erp" in c.finding.message
+    assert ("crm", 4_000) in c.waits_for and ("erp", 1_000) in c.waits_for
