@@ -96,10 +96,12 @@ def register(app: faust.App, settings: Settings, mapping: Mapping, metrics: Work
             assert isinstance(outcome, Parsed)
             key = outcome.state_key.encode()
             previous = state.get(key)
-            canonical, new_state, dropped = finish(outcome, previous, int(time.time() * 1000))
+            canonical, new_state, dropped = finish(outcome, previous, int(time.time() * 1000),
+                                                   (message.topic, record.partition, record.offset))
             if dropped is not None:
                 metrics.duplicates.labels(outcome.source, dropped.reason).inc()
-                continue
+                if canonical is None:
+                    continue
             topic_name = f"{settings.topics.events_prefix}.{outcome.entity_type}"
             try:
                 value = encoder.encode(topic_name, EVENT_SCHEMA, _for_avro(canonical))
@@ -112,8 +114,9 @@ def register(app: faust.App, settings: Settings, mapping: Mapping, metrics: Work
                 headers=[("correlation_id", canonical["correlation_id"].encode()),
                          ("idempotency_key", canonical["idempotency_key"].encode())],
             )
-            state.set(key, new_state)
-            metrics.events_out.labels(outcome.source, outcome.entity_type).inc()
+            if new_state is not None:
+                state.set(key, new_state)
+                metrics.events_out.labels(outcome.source, outcome.entity_type).inc()
 
     # One agent per raw topic family (a source's tables, heartbeats and signals), one for replays. All
     # share the state table: equal partition counts make Faust assign partition p of each to one worker.

@@ -251,15 +251,33 @@ def _parse(record: RawRecord, mapping: Mapping, topic: str) -> Outcome:
     )
 
 
-def finish(parsed: Parsed, state: dict | None, captured_ms: int) -> tuple[dict | None, dict | None, Dropped | None]:
+def finish(parsed: Parsed, state: dict | None, captured_ms: int,
+           source: tuple | None = None) -> tuple[dict | None, dict | None, Dropped | None]:
     """(event, new state, None) for a change newer than the state holds; (None, None, Dropped) otherwise.
 
-    state is {"order": [...], "fields": {...}} as this function last returned it, or None.
+    state is {"order": [...], "fields": {...}, "source": ...} as this function last returned it, or None.
+    source identifies the raw record (topic, partition, offset). When the very record that last wrote the
+    state comes again (a replay after a crash or rebalance, whose send may have been lost), the event is
+    rebuilt and returned with Dropped("replay") so it is sent again but the state stays; any other copy of
+    an already applied change is a duplicate and yields nothing.
     """
     last_order = state.get("order") if state else None
     if not is_newer(parsed.position["order"], last_order):
-        return None, None, Dropped("duplicate" if list(parsed.position["order"]) == list(last_order) else "stale")
-    known = (state or {}).get("fields") or {}
+        if list(parsed.position["order"]) != list(last_order):
+            return None, None, Dropped("stale")
+        if source is not None and state.get("source") == source:
+            event, _ = _event(parsed, state.get("fields") or {}, captured_ms)
+            return event, None, Dropped("replay")
+        return None, None, Dropped("duplicate")
+    event, kept = _event(parsed, (state or {}).get("fields") or {}, captured_ms)
+    new_state = {"order": list(parsed.position["order"]), "fields": kept}
+    if source is not None:
+        new_state["source"] = source
+    return event, new_state, None
+
+
+def _event(parsed: Parsed, known: dict, captured_ms: int) -> tuple[dict, dict]:
+    """The canonical event, TOAST placeholders filled from the last known values; and the fields to keep."""
     after = dict(parsed.after) if parsed.after is not None else None
     still_unavailable = []
     for name in sorted(parsed.unavailable):
@@ -288,5 +306,4 @@ def finish(parsed: Parsed, state: dict | None, captured_ms: int) -> tuple[dict |
     }
     # A field still unknown must stay unknown for the next change, not become a real null.
     kept = {k: v for k, v in (after or {}).items() if k not in still_unavailable}
-    new_state = {"order": list(parsed.position["order"]), "fields": kept}
-    return event, new_state, None
+    return event, kept

@@ -240,3 +240,16 @@ def test_unwrapped_snapshot_rows_order_before_streaming_without_a_snapshot_marke
     _, state, _ = apply(snap, None)
     event, state, dropped = apply(stream, state)
     assert dropped is None and state["fields"]["stage"] == "negotiation"
+
+
+def test_a_replay_of_the_record_that_wrote_the_state_is_sent_again_other_copies_are_not():
+    """A crash can lose the send after the state write: the same Kafka record coming back must re-send."""
+    parsed = parse(data_record("crm", "opportunities", "c", lsn=700, offset=5), shipped_mapping())
+    source = ("crm.public.opportunities", 0, 5)
+    event, state, dropped = finish(parsed, None, 1, source)
+    assert dropped is None and state["source"] == source
+    again, new_state, replay = finish(parsed, state, 2, source)
+    assert replay == Dropped("replay") and new_state is None
+    assert again["idempotency_key"] == event["idempotency_key"] and again["after"] == event["after"]
+    copy, copy_state, duplicate = finish(parsed, state, 3, ("crm.public.opportunities", 0, 6))
+    assert (copy, copy_state, duplicate) == (None, None, Dropped("duplicate"))
