@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 # the probe only confirms the reported value.
 
 PROBE_TIMEOUT_S = 15.0
+PROBE_ATTEMPTS = 4
 _INSTALLED = "_trueup_true_highwaters"
 
 
@@ -57,17 +58,22 @@ def _wrap(app: faust.App, consumer: Any) -> Any:
 
 
 async def true_ends(app: faust.App, reported: Mapping[TP, int]) -> dict[TP, int]:
-    """The reported ends, raised to what a probe read finds; on probe failure the reported ends, with a warning."""
+    """The reported ends, raised to what a probe read finds; raises if repeated probes all fail."""
     ends = dict(reported)
     # An end of 0 (or None) is an empty partition: nothing to probe, and a fetch there would only wait for data.
     probe = {tp: end for tp, end in reported.items() if end}
     if not probe:
         return ends
-    try:
-        found = await asyncio.wait_for(_probe(app, probe), PROBE_TIMEOUT_S)
-    except Exception as exc:  # a failed probe must not stop the worker; it then restores as plain Faust would
-        log.warning("changelog end probe failed (%r); using the broker's ListOffsets ends", exc)
-        return ends
+    found = None
+    for attempt in range(1, PROBE_ATTEMPTS + 1):
+        try:
+            found = await asyncio.wait_for(_probe(app, probe), PROBE_TIMEOUT_S * attempt)
+            break
+        except Exception as exc:
+            # Restoring to the wrong end silently loses table state, so keep trying before giving up.
+            log.warning("changelog end probe failed (attempt %d of %d): %r", attempt, PROBE_ATTEMPTS, exc)
+    if found is None:
+        raise RuntimeError("could not read the changelogs' true ends; refusing to restore tables short")
     for tp, end in found.items():
         if end > ends[tp]:
             log.info("changelog %s:%d ends at %d, not %d as ListOffsets said", tp.topic, tp.partition, end, ends[tp])
