@@ -270,6 +270,38 @@ def events(obj: Context, entity_type: str, entity_id: str | None) -> None:
             click.echo(json.dumps(event, default=str))
 
 
+# ---- alerts -----------------------------------------------------------------------------------
+
+
+@cli.group()
+def alerts() -> None:
+    """Read the consistency alerts."""
+
+
+@alerts.command("tail")
+@click.option("--follow", "-f", is_flag=True, help="Keep waiting for new alerts.")
+@click.option("--rule", default=None, help="Only this rule id.")
+@click.option("--severity", type=click.Choice(["low", "medium", "high", "critical"]), default=None)
+@click.option("--status", type=click.Choice(["open", "resolved"]), default=None)
+@click.option("--json", "as_json", is_flag=True, help="JSON lines for pipes.")
+@click.pass_obj
+@_fail_cleanly
+def alerts_tail(obj: Context, follow: bool, rule: str | None, severity: str | None, status: str | None,
+                as_json: bool) -> None:
+    """Print alerts (readable lines, or JSON lines with --json); works against any Kafka."""
+    from streams.encoding import Encoder
+    from trueup import alerts_tail as at
+
+    settings = obj.settings
+    encoder = Encoder(settings.kafka.schema_registry_url)
+    try:
+        for alert in at.tail(obj.bootstrap(), settings.topics.alerts, encoder, follow):
+            if at.matches(alert, rule, severity, status):
+                click.echo(at.as_json(alert) if as_json else at.line(alert))
+    except KeyboardInterrupt:
+        pass
+
+
 # ---- dead letters ------------------------------------------------------------------------------
 
 
