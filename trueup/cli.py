@@ -270,6 +270,60 @@ def events(obj: Context, entity_type: str, entity_id: str | None) -> None:
             click.echo(json.dumps(event, default=str))
 
 
+# ---- simulator --------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--rate", type=click.FloatRange(0.1, 10000), default=50.0, help="Row changes per second, overall.")
+@click.option("--duration", type=click.FloatRange(0.1, None), default=60.0, help="Seconds of new journeys.")
+@click.option("--seed", type=int, default=None, help="Seed (default: random, printed).")
+@click.option("--faults", type=click.FloatRange(0.0, 1.0), default=0.0, help="Share of journeys with a fault.")
+@click.option("--max-delay", type=click.FloatRange(0.0, 3600), default=2.0, help="Longest delay between systems (s).")
+@click.option("--ground-truth", type=click.Path(path_type=Path), default=None,
+              help="Where to write the expected alerts (default <data dir>/ground-truth-<seed>.json).")
+@click.pass_obj
+@_fail_cleanly
+def simulate(obj: Context, rate: float, duration: float, seed: int | None, faults: float, max_delay: float,
+             ground_truth: Path | None) -> None:
+    """Write quote-to-cash traffic into the three sources by SQL, injecting faults the rules catch."""
+    import random
+
+    from trueup.simulator import Simulator, SimulatorError
+
+    s = obj.stack()
+    seed = random.randrange(1, 10**6) if seed is None else seed
+    truth = ground_truth or Path(s.data_dir) / f"ground-truth-{seed}.json"
+    dsns = {source: s.dsn(source) for source in ("crm", "billing", "erp")}
+    click.echo(f"simulating: seed {seed}, {rate:g} changes/s for {duration:g}s, faults {faults:g}; "
+               f"ground truth -> {truth}")
+    import threading
+
+    try:
+        sim = Simulator(dsns, rate=rate, duration_s=duration, seed=seed, faults=faults, max_delay_s=max_delay,
+                        ground_truth=truth)
+    except SimulatorError as exc:
+        raise click.ClickException(str(exc)) from None
+    result: dict = {}
+
+    def run() -> None:
+        try:
+            result["summary"] = sim.run()
+        except Exception as exc:  # reported below, in the main thread
+            result["error"] = exc
+
+    worker = threading.Thread(target=run, name="simulator")
+    worker.start()
+    try:
+        while worker.is_alive():
+            worker.join(0.5)
+    except KeyboardInterrupt:
+        sim.stop()  # finishes the journeys under way so none is left half-written
+        worker.join()
+    if "error" in result:
+        raise click.ClickException(str(result["error"]))
+    click.echo(json.dumps(result.get("summary"), default=str))
+
+
 # ---- alerts -----------------------------------------------------------------------------------
 
 
