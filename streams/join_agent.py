@@ -32,9 +32,10 @@ def register(app: faust.App, settings: Settings, encoder: Encoder, metrics) -> N
     buckets = PickledTable(app, "join_buckets", settings.kafka.partitions,
                            "Join buckets: members per root id, their routes and last emitted projections")
 
-    async def process(message: Message) -> None:
+    async def process(message: Message, source: tuple) -> None:
         key = message.bucket.encode()
-        state, out, accepted = apply(buckets.get(key), message, join_topology.emits, projections.projector)
+        state, out, accepted = apply(buckets.get(key), message, join_topology.emits, projections.projector,
+                                     source=source)
         buckets.set(key, state)
         metrics.join_messages.labels("applied" if accepted else "redelivered").inc()
         for link in out.links:
@@ -48,11 +49,13 @@ def register(app: faust.App, settings: Settings, encoder: Encoder, metrics) -> N
 
     @app.agent(events, name="join_entities")
     async def join_entities(stream):
-        async for value in stream:
-            _, event = encoder.decode(value)
-            await process(join_topology.entity_message(event))
+        async for event in stream.events():
+            m = event.message
+            _, canonical = encoder.decode(m.value)
+            await process(join_topology.entity_message(canonical), (m.topic, m.partition, m.offset))
 
     @app.agent(links, name="join_links")
     async def join_links(stream):
-        async for value in stream:
-            await process(pickle.loads(value))
+        async for event in stream.events():
+            m = event.message
+            await process(pickle.loads(m.value), (m.topic, m.partition, m.offset))

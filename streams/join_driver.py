@@ -15,6 +15,7 @@ class JoinDriver:
         self.states: dict[str, dict] = {}
         self.projections: dict[tuple[str, str], dict] = {}
         self.emitted: list[tuple[str, str, dict | None]] = []
+        self.deliveries = 0
 
     def feed(self, event: dict) -> None:
         self.deliver(join_topology.entity_message(event))
@@ -23,8 +24,9 @@ class JoinDriver:
         queue = deque([message])
         while queue:
             msg = queue.popleft()
+            self.deliveries += 1  # each delivery is distinct, as a Kafka offset would be
             state, outputs, _ = apply(self.states.get(msg.bucket), msg, join_topology.emits,
-                                      projections.projector)
+                                      projections.projector, source=self.deliveries)
             self.states[msg.bucket] = state
             queue.extend(outputs.links)
             for name, pid, record in outputs.projections:

@@ -60,25 +60,35 @@ def _digest(value) -> str:
     return hashlib.sha1(pickle.dumps(value, protocol=4)).hexdigest()
 
 
-def apply(state: dict | None, message: Message, emits: Emits, projector: Projector) -> tuple[dict, Outputs, bool]:
+_ANY = object()
+
+
+def apply(state: dict | None, message: Message, emits: Emits, projector: Projector,
+          source=_ANY) -> tuple[dict, Outputs, bool]:
     """Apply one message to its bucket; return (new state, outputs, accepted).
 
-    A message not newer than the member it writes is a redelivery or stale: the state stays as it is, but
-    the bucket's current links and projections are sent again, so a crash between the state write and the
-    sends loses nothing (receivers drop what they already hold).
+    source identifies the delivery (topic, partition, offset). A message not newer than the member it
+    writes leaves the state as it is. If it is a replay of the very delivery that wrote the member (a crash
+    or rebalance between the state write and the sends), the bucket's current links, retractions and
+    projections are sent again so nothing is lost; any other copy yields nothing, which also keeps links
+    that point both ways (an account and the customer naming each other) from echoing forever.
+    Without a source, every duplicate counts as a replay.
     """
     state = state if state is not None else new_state()
     current = state["members"].get(message.member)
     accepted = current is None or list(message.order) > list(current["order"])
     if accepted:
         state = {**state, "members": dict(state["members"])}
-        state["members"][message.member] = {
-            "order": list(message.order),
-            "deleted": message.deleted,
-            "data": None if message.deleted else message.data,
-        }
+        member = {"order": list(message.order), "deleted": message.deleted,
+                  "data": None if message.deleted else message.data}
+        if source is not _ANY:
+            member["source"] = source
+        state["members"][message.member] = member
         state["version"] += 1
-    return _emit(message.bucket, state, emits, projector, force=not accepted)
+        return _emit(message.bucket, state, emits, projector, force=False)
+    if source is not _ANY and current.get("source") != source:
+        return state, Outputs(), False
+    return _emit(message.bucket, state, emits, projector, force=True)
 
 
 def _emit(key: str, state: dict, emits: Emits, projector: Projector, force: bool) -> tuple[dict, Outputs, bool]:

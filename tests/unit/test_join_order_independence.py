@@ -296,17 +296,21 @@ class CrashingDriver(JoinDriver):
     outputs, on the first delivery of every message (entity events and links alike); each message is then
     redelivered, its offset never having been committed."""
 
+    def _next(self) -> int:
+        self.deliveries += 1
+        return self.deliveries
+
     def deliver(self, message) -> None:
-        queue = deque([(message, False)])
+        queue = deque([(message, False, self._next())])
         while queue:
-            msg, redelivery = queue.popleft()
+            msg, redelivery, delivery = queue.popleft()
             state, outputs, _ = apply(self.states.get(msg.bucket), msg, join_topology.emits,
-                                      projections.projector)
+                                      projections.projector, source=delivery)
             self.states[msg.bucket] = state
             if not redelivery:
-                queue.appendleft((msg, True))  # state kept, sends lost, message redelivered
+                queue.appendleft((msg, True, delivery))  # state kept, sends lost, the same delivery again
                 continue
-            queue.extend((link, False) for link in outputs.links)
+            queue.extend((link, False, self._next()) for link in outputs.links)
             for name, pid, record in outputs.projections:
                 self.emitted.append((name, pid, record))
                 if record is None:
