@@ -29,9 +29,13 @@ class JoinDriver:
                                       projections.projector, source=self.deliveries)
             self.states[msg.bucket] = state
             queue.extend(outputs.links)
-            for name, pid, record in outputs.projections:
-                self.emitted.append((name, pid, record))
-                if record is None:
-                    self.projections.pop((name, pid), None)
-                else:
-                    self.projections[(name, pid)] = record
+            self.record(outputs.projections)
+
+    def record(self, emitted: list[tuple[str, str, dict | None]]) -> None:
+        """Keep the latest value per projection key, as a compacted topic would (None removes it)."""
+        for name, pid, record in emitted:
+            self.emitted.append((name, pid, record))
+            if record is None:
+                self.projections.pop((name, pid), None)
+            else:
+                self.projections[(name, pid)] = record

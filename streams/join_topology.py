@@ -56,7 +56,8 @@ def _self(members: dict) -> dict | None:
     return None
 
 
-def _of(members: dict, kind: str) -> dict:
+def members_of(members: dict, kind: str) -> dict:
+    """{member id: data} of the live members of one kind."""
     return {mid: data for (k, mid), data in members.items() if k == kind}
 
 
@@ -94,29 +95,29 @@ def emits(bucket_type: str, bucket_id: str, members: dict) -> dict:
     elif bucket_type == "erp_customer" and me:
         to(ECL, bucket_id, "customer", me)
     elif bucket_type == INV:
-        invoice = _of(members, "invoice").get(bucket_id)
+        invoice = members_of(members, "invoice").get(bucket_id)
         if invoice:
-            summary = {"invoice": invoice, "payments": _of(members, "payment"), "postings": _of(members, "posting")}
+            summary = {"invoice": invoice, "payments": members_of(members, "payment"), "postings": members_of(members, "posting")}
             inv = invoice["fields"]
             # Both paths: the order checks its invoice totals; quote-to-cash counts each invoice id once.
             to(SUB, inv.get("subscription_id"), "invoice", summary)
             to(ORD, inv.get("erp_order_no"), "invoice", summary)
     elif bucket_type == SUB:
-        sub = _of(members, "subscription").get(bucket_id)
+        sub = members_of(members, "subscription").get(bucket_id)
         if sub:
             to(OPP, sub["fields"].get("crm_opportunity_id"), "subscription",
-               {"subscription": sub, "invoices": _of(members, "invoice")})
+               {"subscription": sub, "invoices": members_of(members, "invoice")})
     elif bucket_type == ORD:
-        order = _of(members, "order").get(bucket_id)
+        order = members_of(members, "order").get(bucket_id)
         if order:
             to(OPP, order["fields"].get("crm_opportunity_id"), "order",
-               {"order": order, "invoices": _of(members, "invoice"), "postings": _of(members, "posting")})
+               {"order": order, "invoices": members_of(members, "invoice"), "postings": members_of(members, "posting")})
     elif bucket_type in (BCL, ECL):
-        customer = _of(members, "customer").get(bucket_id)
+        customer = members_of(members, "customer").get(bucket_id)
         if customer:
             kind = "billing_customer" if bucket_type == BCL else "erp_customer"
             named = customer["fields"].get("crm_account_id")
-            accounts = [named] if named else sorted(c["account_id"] for c in _of(members, "claim").values())
+            accounts = [named] if named else sorted(c["account_id"] for c in members_of(members, "claim").values())
             for account_id in accounts:
                 to(ACC, account_id, kind, customer)
     return out

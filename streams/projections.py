@@ -12,7 +12,7 @@ from collections import defaultdict
 from datetime import date
 from decimal import Decimal
 
-from streams.join_topology import ACC, INV, OPP
+from streams.join_topology import ACC, INV, OPP, members_of
 
 ZERO = Decimal("0.00")
 
@@ -68,7 +68,8 @@ def survive(field: str, owner: dict | None, others: list[dict | None], owner_fie
     return field_value(None, owner)
 
 
-def _sum(amounts) -> dict[str, Decimal]:
+def sum_by_currency(amounts) -> dict[str, Decimal]:
+    """Money amounts added up per currency (None amounts skipped)."""
     out: dict[str, Decimal] = defaultdict(lambda: ZERO)
     for money in amounts:
         if money is not None:
@@ -87,8 +88,8 @@ def net_paid(payments: dict) -> dict[str, Decimal]:
                if p["fields"].get("kind", "charge") != "refund" and p["fields"].get("status") in ("succeeded", "refunded")]
     refunds = [p["fields"].get("amount") for p in payments.values()
                if p["fields"].get("kind") == "refund" and p["fields"].get("status") == "succeeded"]
-    paid = _sum(charges)
-    for currency, amount in _sum(refunds).items():
+    paid = sum_by_currency(charges)
+    for currency, amount in sum_by_currency(refunds).items():
         paid[currency] = paid.get(currency, ZERO) - amount
     return paid
 
@@ -108,14 +109,14 @@ def invoice_projection(invoice_id: str, members: dict) -> dict | None:
     invoice = members.get(("invoice", invoice_id))
     if invoice is None:
         return None
-    payments = {mid: d for (k, mid), d in members.items() if k == "payment"}
-    postings = {mid: d for (k, mid), d in members.items() if k == "posting"}
+    payments = members_of(members, "payment")
+    postings = members_of(members, "posting")
     f = invoice["fields"]
     paid = net_paid(payments)
-    posted = _sum(p["fields"].get("amount") for p in postings.values())
+    posted = sum_by_currency(p["fields"].get("amount") for p in postings.values())
     due = f.get("amount_due")
     status = corrected_invoice_status(invoice, paid)
-    billed = {} if status == "void" else _sum([due])  # a voided invoice bills nothing
+    billed = {} if status == "void" else sum_by_currency([due])  # a voided invoice bills nothing
     outstanding = {c: billed.get(c, ZERO) - paid.get(c, ZERO) for c in set(billed) | set(paid)}
     billing_paid = f.get("amount_paid")
     computed_paid = {"amount": paid.get(due["currency"], ZERO), "currency": due["currency"]} if due else None
@@ -184,8 +185,8 @@ def quote_to_cash_projection(opportunity_id: str, members: dict) -> dict | None:
     opportunity = members.get(("opportunity", opportunity_id))
     if opportunity is None or opportunity["fields"].get("stage") != "closed_won":
         return None
-    subs = {mid: d for (k, mid), d in members.items() if k == "subscription"}
-    orders = {mid: d for (k, mid), d in members.items() if k == "order"}
+    subs = members_of(members, "subscription")
+    orders = members_of(members, "order")
     invoices: dict = {}
     postings: dict = {}
     for summary in subs.values():
@@ -200,10 +201,10 @@ def quote_to_cash_projection(opportunity_id: str, members: dict) -> dict | None:
                 postings.update(inv["postings"])
         postings.update(summary.get("postings", {}))
     payments = {pid: p for inv in invoices.values() for pid, p in inv["payments"].items()}
-    billed = _sum(inv["invoice"]["fields"].get("amount_due") for inv in invoices.values()
+    billed = sum_by_currency(inv["invoice"]["fields"].get("amount_due") for inv in invoices.values()
                   if inv["invoice"]["fields"].get("status") != "void")
     paid = net_paid(payments)
-    posted = _sum(p["fields"].get("amount") for p in postings.values())
+    posted = sum_by_currency(p["fields"].get("amount") for p in postings.values())
     outstanding = {c: billed.get(c, ZERO) - paid.get(c, ZERO) for c in set(billed) | set(paid)}
     if not subs and not orders:
         status = "awaiting_provisioning"

@@ -12,8 +12,8 @@ from datetime import datetime
 from decimal import Decimal
 
 from streams.alert_lifecycle import Evidence, Finding
-from streams.join_topology import ACC, INV, OPP, ORD
-from streams.projections import ZERO, net_paid
+from streams.join_topology import ACC, INV, OPP, ORD, members_of
+from streams.projections import ZERO, net_paid, sum_by_currency
 
 
 @dataclass(frozen=True)
@@ -87,10 +87,6 @@ def _finding(rule_id: str, entity_type: str, entity_id: str, message: str, evide
                    deadline_ms, member.get("correlation_id", ""))
 
 
-def _of(members: dict, kind: str) -> dict:
-    return {mid: data for (k, mid), data in members.items() if k == kind}
-
-
 def _differs(a: Decimal, b: Decimal, tol: Decimal) -> bool:
     return abs(a - b) > tol
 
@@ -101,7 +97,7 @@ def _differs(a: Decimal, b: Decimal, tol: Decimal) -> bool:
 def invoice_rules(invoice_id: str, members: dict, cfg: RuleConfig) -> list[Candidate]:
     out: list[Candidate] = []
     invoice = members.get(("invoice", invoice_id))
-    payments, postings = _of(members, "payment"), _of(members, "posting")
+    payments, postings = members_of(members, "payment"), members_of(members, "posting")
     if invoice is None:
         for pid, pay in payments.items():
             due_at = ms(pay["source_ts"]) + cfg.orphan_payment_sla_ms
@@ -124,11 +120,7 @@ def invoice_rules(invoice_id: str, members: dict, cfg: RuleConfig) -> list[Candi
             [_ev(invoice, invoice_id, "amount_due", due), _missing("erp", "ar_postings", invoice_id, "invoice_ref")],
             invoice, due_at), (("erp", due_at),)))
     if postings and due is not None and status != "void":
-        posted: dict[str, Decimal] = {}
-        for p in postings.values():
-            amount = p["fields"].get("amount")
-            if amount is not None:
-                posted[amount["currency"]] = posted.get(amount["currency"], ZERO) + amount["amount"]
+        posted = sum_by_currency(p["fields"].get("amount") for p in postings.values())
         other_currencies = set(posted) - {due["currency"]}
         if other_currencies or _differs(posted.get(due["currency"], ZERO), due["amount"], cfg.tolerance):
             shown = ", ".join(f"{amount:,.2f} {currency}" for currency, amount in sorted(posted.items()))
@@ -173,7 +165,7 @@ def invoice_rules(invoice_id: str, members: dict, cfg: RuleConfig) -> list[Candi
 def opportunity_rules(opp_id: str, members: dict, cfg: RuleConfig) -> list[Candidate]:
     out: list[Candidate] = []
     opp = members.get(("opportunity", opp_id))
-    subs, orders = _of(members, "subscription"), _of(members, "order")
+    subs, orders = members_of(members, "subscription"), members_of(members, "order")
     if opp is not None and opp["fields"].get("stage") == "closed_won":
         won = ms(opp["source_ts"])
         amount = opp["fields"].get("amount")
@@ -231,18 +223,14 @@ def _subscription_vs_order(sub_id: str, sub: dict, order: dict, cfg: RuleConfig)
 
 def order_rules(order_no: str, members: dict, cfg: RuleConfig) -> list[Candidate]:
     order = members.get(("order", order_no))
-    invoices = {iid: s["invoice"] for iid, s in _of(members, "invoice").items()
+    invoices = {iid: s["invoice"] for iid, s in members_of(members, "invoice").items()
                 if s["invoice"]["fields"].get("status") != "void"}
     if order is None or not invoices:
         return []
     total = order["fields"].get("total_amount")
     if total is None:
         return []
-    billed: dict[str, Decimal] = {}
-    for inv in invoices.values():
-        due = inv["fields"].get("amount_due")
-        if due is not None:
-            billed[due["currency"]] = billed.get(due["currency"], ZERO) + due["amount"]
+    billed = sum_by_currency(inv["fields"].get("amount_due") for inv in invoices.values())
     if not (set(billed) - {total["currency"]}) and not _differs(billed.get(total["currency"], ZERO),
                                                                   total["amount"], cfg.tolerance):
         return []
@@ -269,7 +257,7 @@ def account_rules(account_id: str, members: dict, cfg: RuleConfig) -> list[Candi
     waits: list[tuple[str, int]] = []
     for kind, system, fields in (("billing_customer", "billing", ("name",)),
                                  ("erp_customer", "erp", ("name", "country", "tax_id"))):
-        for cid, customer in sorted(_of(members, kind).items()):
+        for cid, customer in sorted(members_of(members, kind).items()):
             cf = customer["fields"]
             for field in fields:
                 ours, theirs = af.get(field), cf.get(field)

@@ -311,12 +311,7 @@ class CrashingDriver(JoinDriver):
                 queue.appendleft((msg, True, delivery))  # state kept, sends lost, the same delivery again
                 continue
             queue.extend((link, False, self._next()) for link in outputs.links)
-            for name, pid, record in outputs.projections:
-                self.emitted.append((name, pid, record))
-                if record is None:
-                    self.projections.pop((name, pid), None)
-                else:
-                    self.projections[(name, pid)] = record
+            self.record(outputs.projections)
 
 
 def _moved_and_deleted() -> list[dict]:
