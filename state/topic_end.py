@@ -88,16 +88,3 @@ def read_to_end(
     finally:
         consumer.close()
 
-
-def true_end_offsets(bootstrap: str, topic: str, idle_s: float = 1.0) -> dict[int, int]:
-    """Next offset after the last record of each partition, found by reading (not by ListOffsets)."""
-    ends: dict[int, int] = {}
-    consumer = _consumer(bootstrap)
-    try:
-        for p in partitions_of(consumer, topic):
-            ends[p] = 0
-    finally:
-        consumer.close()
-    for record in read_to_end(bootstrap, [topic], idle_s=idle_s):
-        ends[record.partition] = record.offset + 1
-    return ends

@@ -111,7 +111,7 @@ class TableMapping(BaseModel):
                 raise ValueError(f"money.{field}: currency column {currency!r} must be text")
         for column, kind in self.columns.items():
             field = self.rename.get(column, column)
-            if column in self.money_columns and field not in fields:
+            if column not in self.scalar_columns:
                 continue
             if field not in fields:
                 raise ValueError(f"columns.{column}: {self.entity} has no field {field!r} (rename it or drop it)")
@@ -131,6 +131,14 @@ class TableMapping(BaseModel):
     @cached_property
     def money_columns(self) -> set[str]:
         return {column for pair in self.money.values() for column in pair}
+
+    @cached_property
+    def scalar_columns(self) -> dict[str, str]:
+        """Columns that fill a field of their own (money columns feed `money` fields only, unless the entity
+        also has a field of that name, like a billing customer's currency)."""
+        plain = {name for name, kind in entity_fields(self.entity).items() if kind != "trueup.Money"}
+        return {column: kind for column, kind in self.columns.items()
+                if column not in self.money_columns or self.field_of(column) in plain}
 
     def field_of(self, column: str) -> str:
         return self.rename.get(column, column)

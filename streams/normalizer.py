@@ -116,9 +116,7 @@ def _convert_row(row: dict, spec: TableMapping, change: Change, strict: bool) ->
     """Mapped columns -> canonical fields; returns (fields, unavailable fields, extra columns as JSON text)."""
     fields: dict = {}
     unavailable: set[str] = set()
-    for column, kind in spec.columns.items():
-        if column in spec.money_columns and spec.field_of(column) not in _plain_fields(spec):
-            continue
+    for column, kind in spec.scalar_columns.items():
         if column not in row:
             if strict:
                 raise ValueProblem(f"schema drift: mapped column {column} missing from the source row")
@@ -158,12 +156,6 @@ def _convert_row(row: dict, spec: TableMapping, change: Change, strict: bool) ->
         if column not in spec.columns and value != UNAVAILABLE
     }
     return fields, unavailable, extra
-
-
-def _plain_fields(spec: TableMapping) -> set[str]:
-    from streams.mapping import entity_fields
-
-    return {name for name, kind in entity_fields(spec.entity).items() if kind != "trueup.Money"}
 
 
 def _entity_id(row: dict, spec: TableMapping, key: bytes | None) -> str:
