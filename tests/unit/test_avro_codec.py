@@ -62,6 +62,7 @@ def invoice_event(**overrides) -> dict:
             "amount_due": eur("1234.50"),
             "amount_paid": eur("0.00"),
             "status": "open",
+            "issued_at": dt.datetime(2024, 5, 1, 12, 0, 0, 100000, tzinfo=UTC),
             "updated_at": dt.datetime(2024, 5, 1, 12, 0, 0, 122917, tzinfo=UTC),
         },
         "extra": {"memo": '"net 30"', "tax_rate": '"0.19"'},

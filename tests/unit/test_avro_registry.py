@@ -141,11 +141,11 @@ def invoice_event() -> dict:
         "source_ts": TS, "captured_ts": TS,
         "before": {"id": "in_1", "customer_id": None, "subscription_id": None, "erp_order_no": None,
                    "amount_due": {"amount": Decimal("10.00"), "currency": "EUR"}, "amount_paid": None,
-                   "status": "draft", "updated_at": None},
+                   "status": "draft", "issued_at": None, "updated_at": None},
         "after": {"id": "in_1", "customer_id": None, "subscription_id": None, "erp_order_no": None,
                   "amount_due": {"amount": Decimal("10.00"), "currency": "EUR"},
                   "amount_paid": {"amount": Decimal("10.00"), "currency": "EUR"}, "status": "paid",
-                  "updated_at": None},
+                  "issued_at": TS, "updated_at": None},
         "extra": {}, "unavailable": [], "repair": False,
     }
 

@@ -25,7 +25,7 @@ ENTITY_FIELDS = {
     "BillingCustomer": ["id", "crm_account_id", "name", "email", "currency", "delinquent", "updated_at"],
     "Subscription": ["id", "customer_id", "crm_opportunity_id", "quantity", "unit_amount", "status", "updated_at"],
     "Invoice": ["id", "customer_id", "subscription_id", "erp_order_no", "amount_due", "amount_paid", "status",
-                "updated_at"],
+                "issued_at", "updated_at"],
     "Payment": ["id", "invoice_id", "customer_id", "amount", "kind", "status", "updated_at"],
     "ErpCustomer": ["customer_no", "crm_account_id", "name", "tax_id", "country", "credit_hold", "updated_at"],
     "SalesOrder": ["order_no", "customer_no", "crm_opportunity_id", "billing_subscription_id", "total_amount",
@@ -100,7 +100,7 @@ def test_entity_records_have_exactly_the_listed_fields(record):
         branch = field["type"][1]
         if field["name"] in MONEY_FIELDS:
             assert branch == "trueup.Money"
-        elif field["name"] == "updated_at":
+        elif field["name"] in ("updated_at", "issued_at"):
             assert branch == {"type": "long", "logicalType": "timestamp-micros"}
         elif field["name"] == "close_date":
             assert branch == {"type": "int", "logicalType": "date"}

@@ -106,7 +106,7 @@ def assert_canonical(fields: dict, table: tuple[str, str], source_row: dict) -> 
         elif kind == "timestamp-micros":
             assert isinstance(value, datetime) and value.utcoffset() is not None
             assert value.utcoffset().total_seconds() == 0
-            assert value == UPDATED_AT
+            assert value == (UPDATED_AT if name == "updated_at" else datetime.fromisoformat(source_row[name]))
         elif kind == "boolean":
             assert type(value) is bool and value is source_row[name]
         elif kind == "long":
