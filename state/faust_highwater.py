@@ -8,18 +8,19 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import faust
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth, server_list
 from faust.types import TP
+
+from state.partition_ends import probe_tails
 
 log = logging.getLogger(__name__)
 
 # Faust's Recovery takes consumer.highwaters(*tps) (ListOffsets) as the end of each changelog partition it restores.
 # Tansu answers ListOffsets with the first offset of the last batch + 1: recovery stopped early (counts lost after a
 # handover) and raised ConsistencyError when a store or standby was ahead of it (tests/integration/
-# test_table_restore.py). Its fetch responses are right, so the end handed to Faust is max(ListOffsets, last offset
-# read + 1, the fetch response's high watermark) from a short probe read at the reported end - 1. On Apache Kafka
-# the probe only confirms the reported value.
+# test_table_restore.py). Its fetch responses are right, so the end handed to Faust comes from a short probe read
+# (state.partition_ends).
 
 PROBE_TIMEOUT_S = 15.0
 PROBE_ATTEMPTS = 4
@@ -95,29 +96,9 @@ async def _probe(app: faust.App, reported: Mapping[TP, int]) -> dict[TP, int]:
         request_timeout_ms=int(conf.broker_request_timeout * 1000),
         **credentials_to_aiokafka_auth(conf.broker_credentials, conf.ssl_context),
     )
-    # Faust hands over its own TP tuples; aiokafka insists on its TopicPartition.
-    keys = {TopicPartition(tp.topic, tp.partition): tp for tp in reported}
-    found = {tp: reported[key] for tp, key in keys.items()}
     await consumer.start()
     try:
-        consumer.assign(list(keys))
-        for tp, end in found.items():
-            # Fetches return whole batches, so reading from the reported end - 1 (the last batch's first offset on
-            # Tansu, the last record on Kafka) returns the tail up to the real end.
-            consumer.seek(tp, end - 1)
-        pending = set(keys)
-        while pending:
-            batches = await consumer.getmany(*pending, timeout_ms=200)
-            for tp in list(pending):
-                records = batches.get(tp)
-                if records:
-                    found[tp] = max(found[tp], records[-1].offset + 1)
-                # Set from the fetch response (right on Tansu too); known once a fetch for tp came back.
-                highwater = consumer.highwater(tp)
-                if highwater is not None:
-                    found[tp] = max(found[tp], highwater)
-                if records or highwater is not None:
-                    pending.discard(tp)
+        found = await probe_tails(consumer, reported)
     finally:
         await consumer.stop()
-    return {keys[tp]: end for tp, end in found.items()}
+    return {tp: end for tp, (end, _) in found.items()}

@@ -24,3 +24,9 @@ class PickledTable:
 
     def set(self, key: bytes, value) -> None:
         self.table[key] = pickle.dumps(value, protocol=4)
+
+    def items(self):
+        """(key, value) of every entry this worker holds; a scan, for rare rebuilds only."""
+        for key, raw in self.table.items():
+            if raw is not None:
+                yield key, pickle.loads(raw)

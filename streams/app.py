@@ -30,6 +30,7 @@ def create_app(settings: Settings, bootstrap: str, index: int, web_port: int) ->
         producer_linger=settings.kafka.producer_linger_ms / 1000.0,
         table_standby_replicas=settings.worker.standby_replicas,
         consumer_auto_offset_reset="earliest",
+        broker_commit_interval=settings.worker.commit_interval_s,
     )
     install(app)  # changelog restores read to the true end (the local broker's ListOffsets reports less)
     return app

@@ -1,61 +1,146 @@
-"""The join agents: canonical events and link messages in, link messages and projections out.
+"""The join agents: canonical events and link messages in, link messages, projections and alerts out.
 
-Thin edge over streams.joins: decode, apply to the bucket table, send. Link messages travel through the
-`<app id>-links` repartition topic keyed by bucket, so every bucket lives on exactly one partition and a
-join is a keyed lookup in the local table, never a scan.
+Thin edge over streams.joins, streams.rules and streams.alerting: decode, apply to the bucket table, judge the
+bucket's rules against the source watermarks, send. Link messages travel through the `<app id>-links`
+repartition topic keyed by bucket, so every bucket lives on exactly one partition and a join is a keyed lookup
+in the local table, never a scan. A rule still waiting for a source's watermark leaves a deadline; when the
+watermark passes it, a Recheck for the bucket goes through the same links topic, so only the bucket's owner
+writes its state.
 """
 
 from __future__ import annotations
 
 import pickle
+import time
+from dataclasses import dataclass
 
 import faust
 
 from state.pickled_table import PickledTable
 from streams import join_topology, projections
+from streams.alerting import judge
+from streams.deadlines import Deadlines
 from streams.encoding import Encoder
-from streams.joins import Message, apply
+from streams.joins import IGNORED, REPLAYED, Message, apply, live_members, split_key
 from streams.mapping import ENTITY_TYPES
+from streams.rules import RULE_BUCKETS, RuleConfig, evaluate
 from streams.topics import PROJECTIONS, links_topic
 from trueup.settings import Settings
 
 PROJECTION_SCHEMA = "trueup.projections.Projection"
+ALERT_SCHEMA = "trueup.alerts.Alert"
 
 
-def register(app: faust.App, settings: Settings, encoder: Encoder, metrics) -> None:
+@dataclass(frozen=True)
+class Recheck:
+    """Judge a bucket's rules again: a watermark passed one of its deadlines."""
+
+    bucket: str
+
+
+class JoinAgents:
+    def __init__(self, app: faust.App, settings: Settings, encoder: Encoder, metrics, watermarks) -> None:
+        self.app, self.encoder, self.metrics, self.watermarks = app, encoder, metrics, watermarks
+        self.rules = RuleConfig.from_settings(settings.rules)
+        self.deadlines = Deadlines()
+        self.alerts_topic_name = settings.topics.alerts
+        self.links = app.topic(links_topic(settings.worker.app_id), key_serializer="raw", value_serializer="raw")
+        self.alerts = app.topic(settings.topics.alerts, key_serializer="raw", value_serializer="raw")
+        self.outputs = {name: app.topic(f"{settings.topics.projections_prefix}.{name}", key_serializer="raw",
+                                        value_serializer="raw")
+                        for name in PROJECTIONS}
+        self.buckets = PickledTable(app, "join_buckets", settings.kafka.partitions,
+                                    "Join buckets: members, routes, last projections and alerts per root id")
+
+    async def process(self, message: Message, source: tuple) -> None:
+        key = message.bucket.encode()
+        state, out, status = apply(self.buckets.get(key), message, join_topology.emits, projections.projector,
+                                   source=source)
+        self.metrics.join_messages.labels(status).inc()
+        sends: list[tuple[str, dict]] = []
+        if status != IGNORED:
+            state, sends = self._judge(message.bucket, state, resend=status == REPLAYED)
+        self.buckets.set(key, state)
+        for link in out.links:
+            await self.links.send(key=link.bucket.encode(), value=pickle.dumps(link, protocol=4))
+        for name, pid, record in out.projections:
+            value = None if record is None else self.encoder.encode(self.outputs[name].get_topic_name(),
+                                                                    PROJECTION_SCHEMA, record)
+            await self.outputs[name].send(key=pid.encode(), value=value, headers=_correlation(record))
+            self.metrics.projections_out.labels(name, "tombstone" if record is None else "update").inc()
+        await self._send_alerts(sends)
+
+    async def recheck(self, bucket: str) -> None:
+        key = bucket.encode()
+        state = self.buckets.get(key)
+        if state is None:
+            return
+        state, sends = self._judge(bucket, state, resend=False)
+        self.buckets.set(key, state)
+        await self._send_alerts(sends)
+
+    def _judge(self, bucket: str, state: dict, resend: bool) -> tuple[dict, list[tuple[str, dict]]]:
+        bucket_type, bucket_id = split_key(bucket)
+        if bucket_type not in RULE_BUCKETS:
+            return state, []
+        previous = state.get("alerts", {})
+        candidates = evaluate(bucket_type, bucket_id, live_members(state), self.rules)
+        verdict = judge(previous, candidates, self.watermarks.marks, int(time.time() * 1000))
+        for system, at, _ in verdict.waiting:
+            self.deadlines.add(system, at, bucket)
+        sends = list(verdict.publish)
+        if resend:
+            # The delivery that wrote this state is being replayed: its alert sends may not have happened.
+            published = {k for k, _ in sends}
+            sends += [(k, r) for k, r in sorted(verdict.alerts.items()) if k not in published]
+        waiting = sorted({(system, at) for system, at, _ in verdict.waiting})
+        return {**state, "alerts": verdict.alerts, "waiting": waiting}, sends
+
+    async def _send_alerts(self, sends: list[tuple[str, dict]]) -> None:
+        for alert_key, record in sends:
+            value = self.encoder.encode(self.alerts_topic_name, ALERT_SCHEMA, record)
+            await self.alerts.send(key=alert_key.encode(), value=value, headers=_correlation(record))
+            self.metrics.alerts_out.labels(record["rule_id"], record["status"]).inc()
+
+    async def send_due_rechecks(self) -> int:
+        due = self.deadlines.due(self.watermarks.marks)
+        for bucket in due:
+            await self.links.send(key=bucket.encode(), value=pickle.dumps(Recheck(bucket), protocol=4))
+        return len(due)
+
+    def rebuild_deadlines(self) -> int:
+        """After an assignment changes: the deadlines of the buckets this worker now holds, from their state."""
+        self.deadlines.clear()
+        for key, state in self.buckets.items():
+            for system, at in state.get("waiting", ()):
+                self.deadlines.add(system, at, key.decode() if isinstance(key, bytes) else key)
+        return len(self.deadlines)
+
+
+def _correlation(record: dict | None) -> list[tuple[str, bytes]]:
+    return [("correlation_id", (record or {}).get("correlation_id", "").encode())]
+
+
+def register(app: faust.App, settings: Settings, encoder: Encoder, metrics, watermarks) -> JoinAgents:
+    joins = JoinAgents(app, settings, encoder, metrics, watermarks)
     events = app.topic(*[f"{settings.topics.events_prefix}.{e}" for e in ENTITY_TYPES],
                        key_serializer="raw", value_serializer="raw")
-    links = app.topic(links_topic(settings.worker.app_id), key_serializer="raw", value_serializer="raw")
-    outputs = {name: app.topic(f"{settings.topics.projections_prefix}.{name}", key_serializer="raw",
-                               value_serializer="raw")
-               for name in PROJECTIONS}
-    buckets = PickledTable(app, "join_buckets", settings.kafka.partitions,
-                           "Join buckets: members per root id, their routes and last emitted projections")
-
-    async def process(message: Message, source: tuple) -> None:
-        key = message.bucket.encode()
-        state, out, accepted = apply(buckets.get(key), message, join_topology.emits, projections.projector,
-                                     source=source)
-        buckets.set(key, state)
-        metrics.join_messages.labels("applied" if accepted else "redelivered").inc()
-        for link in out.links:
-            await links.send(key=link.bucket.encode(), value=pickle.dumps(link, protocol=4))
-        for name, pid, record in out.projections:
-            value = None if record is None else encoder.encode(outputs[name].get_topic_name(), PROJECTION_SCHEMA,
-                                                               record)
-            await outputs[name].send(key=pid.encode(), value=value,
-                                     headers=[("correlation_id", (record or {}).get("correlation_id", "").encode())])
-            metrics.projections_out.labels(name, "tombstone" if record is None else "update").inc()
 
     @app.agent(events, name="join_entities")
     async def join_entities(stream):
         async for event in stream.events():
             m = event.message
             _, canonical = encoder.decode(m.value)
-            await process(join_topology.entity_message(canonical), (m.topic, m.partition, m.offset))
+            await joins.process(join_topology.entity_message(canonical), (m.topic, m.partition, m.offset))
 
-    @app.agent(links, name="join_links")
+    @app.agent(joins.links, name="join_links")
     async def join_links(stream):
         async for event in stream.events():
             m = event.message
-            await process(pickle.loads(m.value), (m.topic, m.partition, m.offset))
+            message = pickle.loads(m.value)
+            if isinstance(message, Recheck):
+                await joins.recheck(message.bucket)
+            else:
+                await joins.process(message, (m.topic, m.partition, m.offset))
+
+    return joins

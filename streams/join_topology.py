@@ -7,16 +7,23 @@ Entity buckets (one per entity, holding its latest canonical state) feed the joi
   opportunity   OPP[opportunity]   <- opportunity, subscription and order summaries naming it
   billing link  BCL[customer id]   <- billing customer, CRM accounts naming it (billing_customer_id)
   ERP link      ECL[customer no]   <- ERP customer, CRM accounts naming it (erp_customer_no)
-  account       ACC[account id]    <- CRM account, the billing and ERP customers linked to it
+  account       ACC[account id]    <- CRM account, the billing and ERP customers linked to it (the billing
+                                      customer with its invoices), its opportunities, its duplicates
+  domain        DOM[domain]        <- CRM accounts by normalised web domain
+  tax id        TAX[tax id]        <- CRM accounts by normalised tax id
+A bucket whose own record is missing still gathers what names it, which is how dangling references show.
 Links are read from whichever side names the other: a billing customer reaches its account through its own
 crm_account_id or, failing that, through the account that names it.
 """
 
 from __future__ import annotations
 
+from streams.identity_keys import domain_key, tax_key
 from streams.joins import Message, bucket_key
 
 INV, SUB, ORD, OPP, BCL, ECL, ACC = "INV", "SUB", "ORD", "OPP", "BCL", "ECL", "ACC"
+DOM, TAX = "DOM", "TAX"
+DUPLICATE_BY = {DOM: "domain", TAX: "tax_id"}
 
 
 def entity_message(event: dict) -> Message:
@@ -73,6 +80,7 @@ def emits(bucket_type: str, bucket_id: str, members: dict) -> dict:
 
     if bucket_type == "invoice" and me:
         to(INV, bucket_id, "invoice", me)
+        to(BCL, f.get("customer_id"), "invoice", me)
     elif bucket_type == "payment" and me:
         to(INV, f.get("invoice_id"), "payment", me)
     elif bucket_type == "ar_posting" and me:
@@ -86,10 +94,14 @@ def emits(bucket_type: str, bucket_id: str, members: dict) -> dict:
         to(ORD, bucket_id, "order", me)
     elif bucket_type == "opportunity" and me:
         to(OPP, bucket_id, "opportunity", me)
+        to(ACC, f.get("account_id"), "opportunity", me)
     elif bucket_type == "account" and me:
         to(ACC, bucket_id, "account", me)
-        to(BCL, f.get("billing_customer_id"), "claim", {"account_id": bucket_id})
-        to(ECL, f.get("erp_customer_no"), "claim", {"account_id": bucket_id})
+        claim = {**me, "account_id": bucket_id}
+        to(BCL, f.get("billing_customer_id"), "claim", claim)
+        to(ECL, f.get("erp_customer_no"), "claim", claim)
+        to(DOM, domain_key(f.get("domain")), "account", me)
+        to(TAX, tax_key(f.get("tax_id")), "account", me)
     elif bucket_type == "billing_customer" and me:
         to(BCL, bucket_id, "customer", me)
     elif bucket_type == "erp_customer" and me:
@@ -112,12 +124,21 @@ def emits(bucket_type: str, bucket_id: str, members: dict) -> dict:
         if order:
             to(OPP, order["fields"].get("crm_opportunity_id"), "order",
                {"order": order, "invoices": members_of(members, "invoice"), "postings": members_of(members, "posting")})
+            to(SUB, order["fields"].get("billing_subscription_id"), "order", order)
     elif bucket_type in (BCL, ECL):
         customer = members_of(members, "customer").get(bucket_id)
         if customer:
             kind = "billing_customer" if bucket_type == BCL else "erp_customer"
             named = customer["fields"].get("crm_account_id")
             accounts = [named] if named else sorted(c["account_id"] for c in members_of(members, "claim").values())
+            if bucket_type == BCL:
+                # The credit-hold rule, judged in the account, needs what billing invoiced this customer.
+                customer = {**customer, "invoices": members_of(members, "invoice")}
             for account_id in accounts:
                 to(ACC, account_id, kind, customer)
+    elif bucket_type in DUPLICATE_BY:
+        accounts = members_of(members, "account")
+        if len(accounts) > 1:
+            for account_id in accounts:
+                to(ACC, account_id, f"duplicate_{DUPLICATE_BY[bucket_type]}", {"value": bucket_id, "accounts": accounts})
     return out

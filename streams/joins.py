@@ -62,10 +62,13 @@ def _digest(value) -> str:
 
 _ANY = object()
 
+# What apply did with a message: wrote it, re-sent the outputs of the very delivery that wrote it, or nothing.
+APPLIED, REPLAYED, IGNORED = "applied", "replayed", "ignored"
+
 
 def apply(state: dict | None, message: Message, emits: Emits, projector: Projector,
-          source=_ANY) -> tuple[dict, Outputs, bool]:
-    """Apply one message to its bucket; return (new state, outputs, accepted).
+          source=_ANY) -> tuple[dict, Outputs, str]:
+    """Apply one message to its bucket; return (new state, outputs, APPLIED | REPLAYED | IGNORED).
 
     source identifies the delivery (topic, partition, offset). A message not newer than the member it
     writes leaves the state as it is. If it is a replay of the very delivery that wrote the member (a crash
@@ -87,11 +90,11 @@ def apply(state: dict | None, message: Message, emits: Emits, projector: Project
         state["version"] += 1
         return _emit(message.bucket, state, emits, projector, force=False)
     if source is not _ANY and current.get("source") != source:
-        return state, Outputs(), False
+        return state, Outputs(), IGNORED
     return _emit(message.bucket, state, emits, projector, force=True)
 
 
-def _emit(key: str, state: dict, emits: Emits, projector: Projector, force: bool) -> tuple[dict, Outputs, bool]:
+def _emit(key: str, state: dict, emits: Emits, projector: Projector, force: bool) -> tuple[dict, Outputs, str]:
     bucket_type, bucket_id = split_key(key)
     members = live_members(state)
     outputs = Outputs()
@@ -123,4 +126,4 @@ def _emit(key: str, state: dict, emits: Emits, projector: Projector, force: bool
             outputs.projections.append((name, pid, record))
         emitted[slot] = digest
     new = {**state, "routes": routes, "projections": emitted}
-    return new, outputs, not force
+    return new, outputs, REPLAYED if force else APPLIED

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 
@@ -31,11 +31,24 @@ class WorkerMetrics:
         )
 
         self.join_messages = Counter(
-            "trueup_join_messages", "Join bucket writes: applied, or redelivered (state kept, outputs re-sent)",
+            "trueup_join_messages",
+            "Join bucket messages: applied, replayed (outputs re-sent) or ignored (older than the state)",
             ["result"], registry=self.registry,
         )
         self.projections_out = Counter(
             "trueup_projections_out", "Projection records written (updates and tombstones)", ["projection", "kind"],
+            registry=self.registry,
+        )
+        self.alerts_out = Counter(
+            "trueup_alerts_out", "Alert records written, by rule and status", ["rule_id", "status"],
+            registry=self.registry,
+        )
+        self.watermark_age = Gauge(
+            "trueup_source_watermark_age_seconds", "Wall clock minus the source's watermark", ["source"],
+            registry=self.registry,
+        )
+        self.alerts_waiting = Gauge(
+            "trueup_alert_checks_waiting", "Bucket checks waiting for a source's watermark", ["source"],
             registry=self.registry,
         )
 

@@ -12,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from streams.alert_lifecycle import Evidence, Finding
-from streams.join_topology import ACC, INV, OPP, ORD, members_of
+from streams.join_topology import ACC, BCL, DUPLICATE_BY, ECL, INV, OPP, ORD, SUB, members_of
 from streams.projections import ZERO, net_paid, sum_by_currency
 
 
@@ -33,6 +33,7 @@ class RuleConfig:
     orphan_payment_sla_ms: int
     dangling_reference_sla_ms: int
     tolerance: Decimal
+    sync_sla_ms: int = 0
 
     @classmethod
     def from_settings(cls, rules) -> RuleConfig:
@@ -43,6 +44,7 @@ class RuleConfig:
             orphan_payment_sla_ms=int(rules.orphan_payment_sla_s * 1000),
             dangling_reference_sla_ms=int(rules.dangling_reference_sla_s * 1000),
             tolerance=rules.money_tolerance,
+            sync_sla_ms=int(rules.sync_sla_s * 1000),
         )
 
 
@@ -57,6 +59,9 @@ CATALOG = {
     "invoice_status_mismatch": ("medium", "invoice status disagrees with its payments"),
     "subscription_order_mismatch": ("high", "subscription value or state differs from its sales order"),
     "account_attribute_mismatch": ("medium", "account attributes differ between CRM and ERP or billing"),
+    "duplicate_account": ("low", "two CRM accounts share a normalised domain or tax id"),
+    "credit_hold_violation": ("critical", "ERP credit hold while billing invoices or CRM wins new business"),
+    "dangling_reference": ("medium", "a cross-system link points at a record that never appears, after SLA"),
 }
 
 
@@ -199,7 +204,9 @@ def _subscription_vs_order(sub_id: str, sub: dict, order: dict, cfg: RuleConfig)
     sf, of = sub["fields"], order["fields"]
     order_no = of.get("order_no")
     unit, quantity, total = sf.get("unit_amount"), sf.get("quantity"), of.get("total_amount")
-    waits = (("erp", ms(sub["source_ts"])), ("billing", ms(order["source_ts"])))
+    # An amendment reaches one system first: the other gets the sync SLA to follow.
+    due_at = max(ms(sub["source_ts"]), ms(order["source_ts"])) + cfg.sync_sla_ms
+    waits = (("erp", due_at), ("billing", due_at))
     problem = None
     if sf.get("status") == "canceled" and of.get("status") not in ("closed", "cancelled"):
         problem = f"is canceled while sales order {order_no} is still {of.get('status')}"
@@ -215,7 +222,7 @@ def _subscription_vs_order(sub_id: str, sub: dict, order: dict, cfg: RuleConfig)
         [_ev(sub, sub_id, "quantity", quantity), _ev(sub, sub_id, "unit_amount", unit),
          _ev(sub, sub_id, "status", sf.get("status")), _ev(order, order_no, "total_amount", total),
          _ev(order, order_no, "status", of.get("status"))],
-        sub), waits)]
+        sub, due_at), waits)]
 
 
 # ---- sales order: the invoices that name it ------------------------------------------------------
@@ -235,13 +242,13 @@ def order_rules(order_no: str, members: dict, cfg: RuleConfig) -> list[Candidate
                                                                   total["amount"], cfg.tolerance):
         return []
     shown = ", ".join(f"{amount:,.2f} {currency}" for currency, amount in sorted(billed.items()))
-    latest = max(ms(inv["source_ts"]) for inv in invoices.values())
+    due_at = max([ms(order["source_ts"])] + [ms(inv["source_ts"]) for inv in invoices.values()]) + cfg.sync_sla_ms
     return [Candidate(_finding(
         "order_invoice_total_mismatch", "sales_order", order_no,
         f"Sales order {order_no} totals {fmt(total)} but its invoices total {shown}",
         [_ev(order, order_no, "total_amount", total)]
         + [_ev(inv, iid, "amount_due", inv["fields"].get("amount_due")) for iid, inv in sorted(invoices.items())],
-        order), (("billing", ms(order["source_ts"])), ("erp", latest)))]
+        order, due_at), (("billing", due_at), ("erp", due_at)))]
 
 
 # ---- account: CRM against the linked billing and ERP customers ------------------------------------
@@ -250,7 +257,13 @@ def order_rules(order_no: str, members: dict, cfg: RuleConfig) -> list[Candidate
 def account_rules(account_id: str, members: dict, cfg: RuleConfig) -> list[Candidate]:
     account = members.get(("account", account_id))
     if account is None:
-        return []
+        return dangling_references(ACC, account_id, members, cfg)
+    return (_attribute_mismatch(account_id, account, members)
+            + _duplicates(account_id, account, members)
+            + _credit_hold(account_id, members))
+
+
+def _attribute_mismatch(account_id: str, account: dict, members: dict) -> list[Candidate]:
     af = account["fields"]
     evidence: list[Evidence] = []
     differences: list[str] = []
@@ -272,14 +285,111 @@ def account_rules(account_id: str, members: dict, cfg: RuleConfig) -> list[Candi
         f"Account {account_id} has " + "; ".join(differences), evidence, account), tuple(waits))]
 
 
+def _duplicates(account_id: str, account: dict, members: dict) -> list[Candidate]:
+    shared: list[str] = []
+    evidence: list[Evidence] = []
+    others: dict[str, dict] = {}
+    for field in DUPLICATE_BY.values():
+        for value, group in sorted(members_of(members, f"duplicate_{field}").items()):
+            twins = {aid: a for aid, a in group["accounts"].items() if aid != account_id}
+            if not twins:
+                continue
+            shared.append(f"{'domain' if field == 'domain' else 'tax id'} {value} with "
+                          + ", ".join(sorted(twins)))
+            evidence.append(_ev(account, account_id, field, account["fields"].get(field)))
+            evidence += [_ev(a, aid, field, a["fields"].get(field)) for aid, a in sorted(twins.items())]
+            others.update(twins)
+    if not shared:
+        return []
+    latest = max([ms(account["source_ts"])] + [ms(a["source_ts"]) for a in others.values()])
+    return [Candidate(_finding(
+        "duplicate_account", "account", account_id,
+        f"Account {account_id} looks like a duplicate: it shares " + "; ".join(shared), evidence, account),
+        (("crm", latest),))]
+
+
+def _credit_hold(account_id: str, members: dict) -> list[Candidate]:
+    """Business won or invoiced after the ERP put the customer on hold (the hold's latest commit time)."""
+    out: list[Candidate] = []
+    holds = {cno: c for cno, c in members_of(members, "erp_customer").items() if c["fields"].get("credit_hold")}
+    if not holds:
+        return out
+    since_cno, hold = min(holds.items(), key=lambda item: ms(item[1]["source_ts"]))
+    held_at = ms(hold["source_ts"])
+    hold_ev = _ev(hold, since_cno, "credit_hold", "true")
+    for opp_id, opp in sorted(members_of(members, "opportunity").items()):
+        won_at = ms(opp["source_ts"])
+        if opp["fields"].get("stage") == "closed_won" and won_at > held_at:
+            out.append(Candidate(_finding(
+                "credit_hold_violation", "opportunity", opp_id,
+                f"Opportunity {opp_id} was won for {fmt(opp['fields'].get('amount'))} while ERP customer "
+                f"{since_cno} is on credit hold",
+                [hold_ev, _ev(opp, opp_id, "stage", "closed_won")], opp), (("erp", won_at),)))
+    for customer in members_of(members, "billing_customer").values():
+        for inv_id, inv in sorted(customer.get("invoices", {}).items()):
+            f = inv["fields"]
+            issued = f.get("issued_at")
+            if f.get("status") in ("draft", "void") or issued is None or ms(issued) <= held_at:
+                continue
+            out.append(Candidate(_finding(
+                "credit_hold_violation", "invoice", inv_id,
+                f"Invoice {inv_id} for {fmt(f.get('amount_due'))} was issued while ERP customer {since_cno} "
+                "is on credit hold",
+                [hold_ev, _ev(inv, inv_id, "issued_at", issued), _ev(inv, inv_id, "amount_due", f.get("amount_due"))],
+                inv), (("erp", ms(inv["source_ts"])),)))
+    return out
+
+
+# ---- dangling references: a bucket gathers what names its record; the record never came --------------
+
+# bucket type -> (the bucket's own member kind, the system that owns it, its table, [(kind naming it, holder
+# entity type, the holder's column)])
+_TARGETS = {
+    ACC: ("account", "crm", "accounts", [("billing_customer", "billing_customer", "crm_account_id"),
+                                         ("erp_customer", "erp_customer", "crm_account_id")]),
+    BCL: ("customer", "billing", "customers", [("claim", "account", "billing_customer_id")]),
+    ECL: ("customer", "erp", "customers", [("claim", "account", "erp_customer_no")]),
+    OPP: ("opportunity", "crm", "opportunities", [("subscription", "subscription", "crm_opportunity_id"),
+                                                  ("order", "sales_order", "crm_opportunity_id")]),
+    SUB: ("subscription", "billing", "subscriptions", [("order", "sales_order", "billing_subscription_id")]),
+    ORD: ("order", "erp", "sales_orders", [("invoice", "invoice", "erp_order_no")]),
+}
+
+
+def dangling_references(bucket_type: str, bucket_id: str, members: dict, cfg: RuleConfig) -> list[Candidate]:
+    own, system, table, holders = _TARGETS[bucket_type]
+    if members.get((own, bucket_id)) is not None:
+        return []
+    out: list[Candidate] = []
+    for kind, entity_type, column in holders:
+        for holder_id, data in sorted(members_of(members, kind).items()):
+            holder = data.get(kind, data)  # summaries (a subscription in OPP, an invoice in ORD) wrap the record
+            if holder["fields"].get(column) != bucket_id:
+                continue  # reached us another way (an account naming this customer, not named by it)
+            due_at = ms(holder["source_ts"]) + cfg.dangling_reference_sla_ms
+            out.append(Candidate(_finding(
+                "dangling_reference", entity_type, holder_id,
+                f"{entity_type.replace('_', ' ').capitalize()} {holder_id} names {system} {table} {bucket_id} "
+                f"in {column}, which {system} does not have",
+                [_ev(holder, holder_id, column, bucket_id), _missing(system, table, bucket_id, "id")],
+                holder, due_at), ((system, due_at),)))
+    return out
+
+
 def evaluate(bucket_type: str, bucket_id: str, members: dict, cfg: RuleConfig) -> list[Candidate]:
     """Every candidate finding a join bucket holds evidence for."""
+    out: list[Candidate] = []
     if bucket_type == INV:
-        return invoice_rules(bucket_id, members, cfg)
-    if bucket_type == OPP:
-        return opportunity_rules(bucket_id, members, cfg)
-    if bucket_type == ORD:
-        return order_rules(bucket_id, members, cfg)
-    if bucket_type == ACC:
-        return account_rules(bucket_id, members, cfg)
-    return []
+        out = invoice_rules(bucket_id, members, cfg)
+    elif bucket_type == OPP:
+        out = opportunity_rules(bucket_id, members, cfg)
+    elif bucket_type == ORD:
+        out = order_rules(bucket_id, members, cfg)
+    elif bucket_type == ACC:
+        return account_rules(bucket_id, members, cfg)  # judges its missing account itself
+    if bucket_type in _TARGETS:
+        out = out + dangling_references(bucket_type, bucket_id, members, cfg)
+    return out
+
+
+RULE_BUCKETS = frozenset({INV, OPP, ORD, ACC, SUB, BCL, ECL})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import faust
 
@@ -12,6 +13,7 @@ from streams.encoding import Encoder
 from streams.mapping import load_mapping
 from streams.metrics import WorkerMetrics
 from streams.raw_counts import RawCounts
+from streams.watermark_tracker import WatermarkTracker
 from trueup.settings import Settings
 
 log = logging.getLogger("trueup.worker")
@@ -24,7 +26,26 @@ def build_worker_app(settings: Settings, bootstrap: str, index: int, web_port: i
     metrics = WorkerMetrics()
     encoder = Encoder(settings.kafka.schema_registry_url)
     normalize_agent.register(app, settings, mapping, metrics, counts, encoder, normalize_agent.worker_name(index))
-    join_agent.register(app, settings, encoder, metrics)
+    watermarks = WatermarkTracker(app, settings, mapping)
+    joins = join_agent.register(app, settings, encoder, metrics, watermarks)
+    last_assignment: list[frozenset] = [frozenset()]
+
+    @app.timer(interval=settings.worker.watermark_interval_s)
+    async def advance_watermarks() -> None:
+        if not app.tables.recovery.completed.is_set():
+            return  # the bucket tables are not whole yet: nothing to rebuild deadlines from
+        now_assigned = frozenset(app.consumer.assignment())
+        if now_assigned != last_assignment[0]:
+            last_assignment[0] = now_assigned
+            log.info("rebuilt %d alert deadlines for the new assignment", joins.rebuild_deadlines())
+        await watermarks.tick()
+        await joins.send_due_rechecks()
+        for system, mark in watermarks.marks.items():
+            if mark >= 0:
+                metrics.watermark_age.labels(system).set((time.time() * 1000 - mark) / 1000)
+        waiting = joins.deadlines.waiting()
+        for system in watermarks.marks:
+            metrics.alerts_waiting.labels(system).set(waiting.get(system, {}).get("buckets", 0))
 
     @app.timer(interval=settings.worker.report_interval_s)
     async def report() -> None:
@@ -46,6 +67,8 @@ def build_worker_app(settings: Settings, bootstrap: str, index: int, web_port: i
             "worker": index,
             "partitions": assigned,
             "recovery": "recovering" if not app.tables.recovery.completed.is_set() else "done",
+            "sources": watermarks.health(joins.deadlines.waiting()),
+            "watermark_error": watermarks.last_error,
         })
 
     return app

@@ -84,6 +84,10 @@ class WorkerSettings(_Section):
     app_id: str = Field("trueup", pattern=r"^[A-Za-z0-9._-]+$")
     standby_replicas: int = Field(0, ge=0, le=4)
     report_interval_s: float = Field(5.0, gt=0)
+    watermark_interval_s: float = Field(1.0, gt=0, description="how often source watermarks and deadlines advance")
+    commit_interval_s: float = Field(
+        1.0, gt=0, description="Faust's broker_commit_interval; watermarks pass a stage per commit"
+    )
 
 
 class ConnectSettings(_Section):
@@ -103,6 +107,9 @@ class RuleSettings(_Section):
     posting_sla_s: float = Field(3600.0, gt=0, description="billing invoice -> ERP AR posting")
     orphan_payment_sla_s: float = Field(900.0, gt=0, description="payment -> its invoice appears")
     dangling_reference_sla_s: float = Field(3600.0, gt=0, description="a cross-system link -> its target appears")
+    sync_sla_s: float = Field(
+        600.0, ge=0, description="an amendment in one system -> the others follow (order totals, subscription value)"
+    )
     money_tolerance: Decimal = Field(Decimal("0.00"), ge=0, description="differences up to this are equal")
 
 

@@ -9,7 +9,7 @@ from decimal import Decimal
 from streams import join_topology, projections
 from streams.join_driver import JoinDriver
 from streams.join_topology import entity_message
-from streams.joins import Message, apply, live_members
+from streams.joins import APPLIED, REPLAYED, Message, apply, live_members
 from tests.unit.histories import World, driver_of, money
 
 
@@ -37,12 +37,12 @@ def test_older_upsert_of_the_same_member_is_ignored():
     older = w.upsert("payment", "py_1", invoice_id="in_1", amount=money("10.00"))
     newer = w.upsert("payment", "py_1", invoice_id="in_1", amount=money("99.00"))
     state, out, accepted = run(None, entity_message(newer))
-    assert accepted and state["version"] == 1
+    assert accepted == APPLIED and state["version"] == 1
     link = [m for m in out.links if m.bucket == "INV|in_1"]
     assert len(link) == 1 and link[0].data["fields"]["amount"] == money("99.00")
 
     after, out2, accepted2 = run(state, entity_message(older))
-    assert accepted2 is False
+    assert accepted2 == REPLAYED
     assert after["members"] == state["members"] and after["version"] == 1
     assert live_members(after)[("self", "py_1")]["fields"]["amount"] == money("99.00")
 
@@ -50,9 +50,9 @@ def test_older_upsert_of_the_same_member_is_ignored():
 def test_older_upsert_in_a_join_bucket_is_ignored():
     key = ("payment", "py_1")
     state, _, ok = run(None, Message("INV|in_1", key, [5], data={"fields": {"amount": money("5.00")}}))
-    assert ok
+    assert ok == APPLIED
     state, _, ok = run(state, Message("INV|in_1", key, [3], data={"fields": {"amount": money("3.00")}}))
-    assert ok is False
+    assert ok == REPLAYED
     assert state["members"][key]["order"] == [5]
     assert state["members"][key]["data"]["fields"]["amount"] == money("5.00")
 
@@ -84,7 +84,7 @@ def test_redelivered_entity_message_changes_nothing_but_resends_its_links():
     _, events, driver = _invoice_world()
     before = copy.deepcopy(driver.states["payment|py_1"])
     state, out, accepted = run(driver.states["payment|py_1"], entity_message(events[-1]))
-    assert accepted is False
+    assert accepted == REPLAYED
     assert state == before
     assert [(m.bucket, m.member, m.order, m.deleted) for m in out.links] == [
         ("INV|in_1", ("payment", "py_1"), [before["version"]], False)]
@@ -99,14 +99,14 @@ def test_redelivered_link_resends_the_buckets_links_and_projections():
     before = copy.deepcopy(inv_state)
     redelivered = Message("INV|in_1", ("payment", "py_1"), list(member["order"]), data=member["data"])
     state, out, accepted = run(inv_state, redelivered)
-    assert accepted is False
+    assert accepted == REPLAYED
     assert state == before
     assert out.projections == [("invoice", "in_1", driver.projections[("invoice", "in_1")])]
     assert [(m.bucket, m.member, m.deleted) for m in out.links] == [("SUB|sub_1", ("invoice", "in_1"), False)]
     # The receiver already holds it: applying the re-sent link there is again a no-op with re-sends.
     sub_before = copy.deepcopy(driver.states["SUB|sub_1"])
     sub_state, sub_out, sub_ok = run(driver.states["SUB|sub_1"], out.links[0])
-    assert sub_ok is False and sub_state == sub_before
+    assert sub_ok == REPLAYED and sub_state == sub_before
     assert [m.bucket for m in sub_out.links] == ["OPP|OPP-1"]
 
 
@@ -129,10 +129,10 @@ def test_redelivery_resends_a_retraction_lost_in_a_crash():
     moved = w.upsert("payment", "py_1", invoice_id="in_B", amount=money("40.00"))
     state, _, _ = run(None, entity_message(first))
     state, lost, accepted = run(state, entity_message(moved))
-    assert accepted
+    assert accepted == APPLIED
     assert ("INV|in_A", True) in [(m.bucket, m.deleted) for m in lost.links]
     _, resent, accepted = run(state, entity_message(moved))
-    assert accepted is False
+    assert accepted == REPLAYED
     assert ("INV|in_B", False) in [(m.bucket, m.deleted) for m in resent.links]
     assert ("INV|in_A", True) in [(m.bucket, m.deleted) for m in resent.links], (
         "redelivery re-sent only current routes; the retraction from INV|in_A is lost for good")
@@ -149,7 +149,7 @@ def test_redelivery_resends_a_projection_tombstone_lost_in_a_crash():
     state, lost, _ = run(state, retraction)
     assert lost.projections == [("invoice", "in_1", None)]
     _, resent, accepted = run(state, retraction)
-    assert accepted is False
+    assert accepted == REPLAYED
     assert resent.projections == [("invoice", "in_1", None)], (
         "redelivery did not re-send the projection tombstone")
 
@@ -161,21 +161,21 @@ def test_retraction_leaves_a_tombstone_against_late_older_upserts():
     key = ("payment", "py_1")
     state, _, _ = run(None, Message("INV|in_1", key, [3], data={"fields": {"amount": money("1.00")}}))
     state, _, ok = run(state, Message("INV|in_1", key, [5], deleted=True))
-    assert ok and key not in live_members(state)
+    assert ok == APPLIED and key not in live_members(state)
     assert state["members"][key] == {"order": [5], "deleted": True, "data": None}
     state, _, ok = run(state, Message("INV|in_1", key, [4], data={"fields": {"amount": money("1.00")}}))
-    assert ok is False and key not in live_members(state)
+    assert ok == REPLAYED and key not in live_members(state)
     # A newer upsert does bring it back.
     state, _, ok = run(state, Message("INV|in_1", key, [6], data={"fields": {"amount": money("2.00")}}))
-    assert ok and live_members(state)[key]["fields"]["amount"] == money("2.00")
+    assert ok == APPLIED and live_members(state)[key]["fields"]["amount"] == money("2.00")
 
 
 def test_retraction_before_any_upsert_still_wins_over_the_older_upsert():
     key = ("payment", "py_1")
     state, _, ok = run(None, Message("INV|in_1", key, [5], deleted=True))
-    assert ok
+    assert ok == APPLIED
     state, _, ok = run(state, Message("INV|in_1", key, [4], data={"fields": {}}))
-    assert ok is False and live_members(state) == {}
+    assert ok == REPLAYED and live_members(state) == {}
 
 
 def test_deleted_entity_is_not_resurrected_by_a_late_older_event():
@@ -264,7 +264,7 @@ def test_identical_rewrite_sends_nothing():
     again = w.rewrite(pay, same_position_text=True)
     assert again["position"]["order"] > pay["position"]["order"]
     state2, out, accepted = run(state, entity_message(again))
-    assert accepted and state2["version"] == state["version"] + 1
+    assert accepted == APPLIED and state2["version"] == state["version"] + 1
     assert out.links == [] and out.projections == []
 
 
@@ -291,7 +291,7 @@ def test_unchanged_link_data_is_not_resent():
     assert len(out.projections) == 1
     # The same posting data at a newer order: no projection change, nothing sent.
     state, out, ok = run(state, Message("INV|in_1", ("posting", "ar_1"), [2], data=dict(post)))
-    assert ok and out.projections == [] and out.links == []
+    assert ok == APPLIED and out.projections == [] and out.links == []
 
 
 # --- projection tombstones -----------------------------------------------------------------------------

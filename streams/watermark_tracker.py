@@ -1,0 +1,136 @@
+"""The watermark edge: reads the group's committed offsets and the true topic ends, feeds streams.watermarks."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import faust
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from faust.transport.drivers.aiokafka import server_list
+
+from state.partition_ends import probe_tails, reported_ends
+from streams.mapping import ENTITY_TYPES, Mapping
+from streams.topics import catalog, links_topic
+from streams.watermarks import Stages, Watermarks, commit_ts_ms
+from trueup.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def stages_for(settings: Settings, mapping: Mapping) -> Stages:
+    raw: dict[str, list[str]] = {}
+    for name in settings.enabled_sources:
+        source = mapping.sources[name]
+        raw.setdefault(source.system, []).extend(source.data_topics + source.control_topics)
+    return Stages(raw={system: tuple(topics) for system, topics in raw.items()},
+                  events=tuple(f"{settings.topics.events_prefix}.{e}" for e in ENTITY_TYPES),
+                  links=links_topic(settings.worker.app_id))
+
+
+class WatermarkTracker:
+    """One per worker; every worker computes the same watermarks from the broker, so none has to share them."""
+
+    def __init__(self, app: faust.App, settings: Settings, mapping: Mapping) -> None:
+        self.app = app
+        self.group = settings.worker.app_id
+        self.stages = stages_for(settings, mapping)
+        self.core = Watermarks(self.stages)
+        wanted = self.stages.all_topics()
+        specs = catalog(mapping, settings.enabled_sources, settings.topics, settings.kafka.partitions,
+                        settings.worker.app_id)
+        self.partitions = [(s.name, p) for s in specs if s.name in wanted for p in range(s.partitions)]
+        self.raw_system = {t: system for system, topics in self.stages.raw.items() for t in topics}
+        self.updated_ms: dict[str, int] = {}
+        self.last_error: str | None = None
+        self._admin: AIOKafkaAdminClient | None = None
+
+    @property
+    def marks(self) -> dict[str, int]:
+        return self.core.marks
+
+    def _servers(self) -> list[str]:
+        return server_list(self.app.transport.url, self.app.transport.default_port)
+
+    async def tick(self) -> dict[str, int]:
+        """One step; returns the sources whose watermark moved. Broker trouble leaves the watermarks where they are."""
+        try:
+            # Committed offsets first, ends after: a stage's next targets must postdate the commits that passed it.
+            committed = await self._committed()
+            ends, newest = await self._ends()
+        except Exception as exc:  # the broker may be frozen or restarting: try again next tick
+            self.last_error = repr(exc)
+            log.warning("watermark tick failed: %r", exc)
+            await self._drop_admin()
+            return {}
+        self.last_error = None
+        moved = self.core.step(committed, ends, newest)
+        now = int(time.time() * 1000)
+        for system in moved:
+            self.updated_ms[system] = now
+        return moved
+
+    async def _committed(self) -> dict[tuple[str, int], int]:
+        if self._admin is None:
+            self._admin = AIOKafkaAdminClient(bootstrap_servers=self._servers(), client_id=f"{self.group}-watermarks")
+            await self._admin.start()
+        offsets = await self._admin.list_consumer_group_offsets(
+            self.group, partitions=[TopicPartition(t, p) for t, p in self.partitions])
+        return {(tp.topic, tp.partition): meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
+
+    async def _ends(self) -> tuple[dict[tuple[str, int], int], dict[str, int | None]]:
+        # A fresh reader each time: a reused one would answer with the high watermarks of its previous fetches.
+        consumer = AIOKafkaConsumer(bootstrap_servers=self._servers(), group_id=None, enable_auto_commit=False,
+                                    auto_offset_reset="earliest", fetch_max_wait_ms=100,
+                                    client_id=f"{self.group}-watermarks")
+        await consumer.start()
+        try:
+            found = await probe_tails(consumer, await reported_ends(consumer, self.partitions))
+        finally:
+            await consumer.stop()
+        ends = {tp: end for tp, (end, _) in found.items()}
+        newest: dict[str, int | None] = dict.fromkeys(self.stages.raw)
+        for (topic, _), (_, tail) in found.items():
+            system = self.raw_system.get(topic)
+            if system is None:
+                continue
+            for value in tail:
+                ts = commit_ts_ms(value)
+                if ts is not None and (newest[system] is None or ts > newest[system]):
+                    newest[system] = ts
+        return ends, newest
+
+    async def _drop_admin(self) -> None:
+        admin, self._admin = self._admin, None
+        if admin is not None:
+            try:
+                await admin.close()
+            except Exception:  # already broken: nothing to release
+                pass
+
+    async def stop(self) -> None:
+        await self._drop_admin()
+
+    def health(self, waiting: dict[str, dict]) -> dict[str, dict]:
+        """Per source: its watermark, how far behind the wall clock it is, and which alerts wait for it and why."""
+        now = int(time.time() * 1000)
+        out: dict[str, dict] = {}
+        for system, mark in self.marks.items():
+            wait = waiting.get(system)
+            entry: dict = {
+                "watermark": _iso(mark) if mark >= 0 else None,
+                "watermark_age_s": round((now - mark) / 1000, 3) if mark >= 0 else None,
+                "barriers": self.core.behind(system),
+                "waiting_alerts": wait["buckets"] if wait else 0,
+            }
+            if wait:
+                entry["why"] = (f"{wait['buckets']} pending alert check(s) wait until everything {system} committed "
+                                f"up to {_iso(wait['next_ms'])} has been processed; trueup has processed it up to "
+                                f"{_iso(mark) if mark >= 0 else 'nothing yet'}")
+            out[system] = entry
+        return out
+
+
+def _iso(ms: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms / 1000)) + f".{ms % 1000:03d}Z"

@@ -1,0 +1,122 @@
+"""Source watermarks: the commit time up to which trueup has processed everything a source wrote. Pure.
+
+A watermark moves by barriers. At one moment the newest commit time T visible in a source's raw topics (heartbeat
+rows included: their source.ts_ms is a real commit time) is noted; at a later moment the ends of those raw
+partitions are taken, so every record committed at or before T sits below them (the connector writes in commit
+order). The barrier then waits, stage by stage, until the worker group's committed offsets pass the raw ends, then
+the canonical event topics' ends taken after that, then the links topic's ends, once per link hop. Faust commits
+an offset only after the sends of the records below it are flushed, so when the last stage passes, everything
+committed in the source by T is in the join buckets, whichever worker owns which partition. Every worker runs the
+same barriers against the same broker, so all agree without exchanging anything, and no wall clock is involved.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+TP = tuple[str, int]
+LINK_HOPS = 3  # an invoice reaches its opportunity through INV and SUB: entity -> INV -> SUB -> OPP
+
+
+@dataclass(frozen=True)
+class Stages:
+    """The topics of each stage a barrier passes: a source's raw topics, then the shared downstream ones."""
+
+    raw: dict[str, tuple[str, ...]]  # system -> its raw topics (data, heartbeat and signal)
+    events: tuple[str, ...]
+    links: str
+
+    def topics(self, system: str, stage: int) -> tuple[str, ...]:
+        if stage == 0:
+            return self.raw[system]
+        if stage == 1:
+            return self.events
+        return (self.links,)
+
+    @property
+    def count(self) -> int:
+        return 2 + LINK_HOPS
+
+    def all_topics(self) -> set[str]:
+        return {t for topics in self.raw.values() for t in topics} | set(self.events) | {self.links}
+
+
+@dataclass(frozen=True)
+class Barrier:
+    system: str
+    covers_ms: int  # every record the source committed at or before this time is below the targets
+    stage: int
+    targets: dict[TP, int]
+
+
+def passed(targets: dict[TP, int], committed: dict[TP, int]) -> bool:
+    return all(committed.get(tp, 0) >= end for tp, end in targets.items())
+
+
+def commit_ts_ms(value: bytes | None) -> int | None:
+    """source.ts_ms of a raw Debezium record (envelope with or without the schema wrapper), None if not one."""
+    if not value:
+        return None
+    try:
+        doc = json.loads(value)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if isinstance(doc, dict) and isinstance(doc.get("payload"), dict):
+        doc = doc["payload"]
+    source = doc.get("source") if isinstance(doc, dict) else None
+    ts = source.get("ts_ms") if isinstance(source, dict) else None
+    return ts if isinstance(ts, int) and not isinstance(ts, bool) else None
+
+
+class Watermarks:
+    """Per-source watermarks and the barriers in flight (at most one per source and stage)."""
+
+    def __init__(self, stages: Stages) -> None:
+        self.stages = stages
+        self.marks: dict[str, int] = dict.fromkeys(stages.raw, -1)
+        self.in_flight: dict[tuple[str, int], Barrier] = {}
+        self._noted: dict[str, int | None] = dict.fromkeys(stages.raw)
+
+    def step(self, committed: dict[TP, int], ends: dict[TP, int], newest: dict[str, int | None]) -> dict[str, int]:
+        """Advance with the group's committed offsets, then ends read *after* them; return what moved.
+
+        newest is each source's newest commit time seen in this same read of the ends.
+        """
+        moved: dict[str, int] = {}
+        last = self.stages.count - 1
+        for system in self.stages.raw:
+            for stage in range(last, -1, -1):
+                barrier = self.in_flight.get((system, stage))
+                if barrier is None or not passed(barrier.targets, committed):
+                    continue
+                del self.in_flight[(system, stage)]
+                if stage == last:
+                    if barrier.covers_ms > self.marks[system]:
+                        self.marks[system] = moved[system] = barrier.covers_ms
+                elif (system, stage + 1) not in self.in_flight:
+                    self.in_flight[(system, stage + 1)] = Barrier(
+                        system, barrier.covers_ms, stage + 1, _restrict(ends, self.stages.topics(system, stage + 1)))
+                else:
+                    self.in_flight[(system, stage)] = barrier  # the next stage is busy: wait there
+            noted = self._noted[system]
+            if noted is not None and noted > self.marks[system] and (system, 0) not in self.in_flight:
+                self.in_flight[(system, 0)] = Barrier(system, noted, 0, _restrict(ends, self.stages.raw[system]))
+            if newest.get(system) is not None:
+                self._noted[system] = max(newest[system], noted or -1)
+        return moved
+
+    def behind(self, system: str) -> list[dict]:
+        """The barriers a source's watermark waits on, oldest stage first, for /health."""
+        return [{"covers_ms": b.covers_ms, "stage": _stage_name(b.stage)}
+                for (s, _), b in sorted(self.in_flight.items()) if s == system]
+
+
+def _restrict(ends: dict[TP, int], topics: Iterable[str]) -> dict[TP, int]:
+    wanted = set(topics)
+    return {tp: end for tp, end in ends.items() if tp[0] in wanted}
+
+
+def _stage_name(stage: int) -> str:
+    return "raw" if stage == 0 else "events" if stage == 1 else f"links hop {stage - 1}"
