@@ -78,6 +78,7 @@ class Watermarks:
         self.marks: dict[str, int] = dict.fromkeys(stages.raw, -1)
         self.in_flight: dict[tuple[str, int], Barrier] = {}
         self._noted: dict[str, int | None] = dict.fromkeys(stages.raw)
+        self._started: dict[str, int] = dict.fromkeys(stages.raw, -1)  # newest time a barrier was started for
 
     def step(self, committed: dict[TP, int], ends: dict[TP, int], newest: dict[str, int | None]) -> dict[str, int]:
         """Advance with the group's committed offsets, then ends read *after* them; return what moved.
@@ -101,8 +102,9 @@ class Watermarks:
                 else:
                     self.in_flight[(system, stage)] = barrier  # the next stage is busy: wait there
             noted = self._noted[system]
-            if noted is not None and noted > self.marks[system] and (system, 0) not in self.in_flight:
+            if noted is not None and noted > self._started[system] and (system, 0) not in self.in_flight:
                 self.in_flight[(system, 0)] = Barrier(system, noted, 0, _restrict(ends, self.stages.raw[system]))
+                self._started[system] = noted
             if newest.get(system) is not None:
                 self._noted[system] = max(newest[system], noted or -1)
         return moved

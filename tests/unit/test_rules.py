@@ -190,3 +190,115 @@ def test_account_attributes_judged_against_linked_customers():
     assert c.finding.rule_id == "account_attribute_mismatch"
     assert "country 'DE' in CRM but 'AT' in erp" in c.finding.message
     assert ("crm", 4_000) in c.waits_for and ("erp", 1_000) in c.waits_for
+
+
+# ---- rule 10: duplicate accounts -------------------------------------------------------------------
+
+
+def test_duplicate_accounts_by_domain_written_differently_flag_both():
+    w = World()
+    w.put("account", "ACC-1", ts=1_000, id="ACC-1", name="Kestrel GmbH", domain="kestrel.de", tax_id="DE1")
+    w.put("account", "ACC-2", ts=2_000, id="ACC-2", name="Kestrel", domain="https://WWW.Kestrel.de/", tax_id="DE2")
+    for me, other in (("ACC-1", "ACC-2"), ("ACC-2", "ACC-1")):
+        [c] = [c for c in w.findings(f"ACC|{me}") if c.finding.rule_id == "duplicate_account"]
+        assert c.finding.entity_id == me and other in c.finding.message and "domain kestrel.de" in c.finding.message
+        assert c.waits_for == (("crm", 2_000),)
+
+
+def test_duplicate_accounts_by_tax_id_and_resolution_when_one_changes():
+    w = World()
+    w.put("account", "ACC-1", id="ACC-1", domain="a.com", tax_id="DE 123-456")
+    w.put("account", "ACC-2", id="ACC-2", domain="b.com", tax_id="de123456")
+    assert rules_of(w.findings("ACC|ACC-2")) == {("duplicate_account", "account", "ACC-2")}
+    w.put("account", "ACC-2", id="ACC-2", domain="b.com", tax_id="DE999")
+    assert rules_of(w.findings("ACC|ACC-1")) == set() and rules_of(w.findings("ACC|ACC-2")) == set()
+
+
+def test_a_deleted_duplicate_resolves_both():
+    w = World()
+    w.put("account", "ACC-1", id="ACC-1", domain="a.com")
+    w.put("account", "ACC-2", id="ACC-2", domain="a.com")
+    w.delete("account", "ACC-2")
+    assert rules_of(w.findings("ACC|ACC-1")) == set()
+
+
+# ---- rule 11: credit hold -------------------------------------------------------------------------
+
+
+def _held_customer(w: World, hold_ts: int) -> None:
+    w.put("account", "ACC-1", ts=500, id="ACC-1", billing_customer_id="cus_1", erp_customer_no="C1")
+    w.put("billing_customer", "cus_1", ts=500, id="cus_1", crm_account_id="ACC-1")
+    w.put("erp_customer", "C1", ts=hold_ts, customer_no="C1", crm_account_id="ACC-1", credit_hold=True)
+
+
+def test_invoice_issued_after_the_hold_violates_it_and_one_issued_before_does_not():
+    from datetime import datetime, timezone
+
+    w = World()
+    _held_customer(w, hold_ts=5_000)
+    at = lambda ms: datetime.fromtimestamp(ms / 1000, timezone.utc)  # noqa: E731
+    w.put("invoice", "in_old", ts=9_000, id="in_old", customer_id="cus_1", amount_due=eur("10.00"), status="paid",
+          issued_at=at(4_000))
+    w.put("invoice", "in_new", ts=6_000, id="in_new", customer_id="cus_1", amount_due=eur("10.00"), status="open",
+          issued_at=at(6_000))
+    w.put("invoice", "in_draft", ts=7_000, id="in_draft", customer_id="cus_1", amount_due=eur("1.00"),
+          status="draft", issued_at=None)
+    found = [c for c in w.findings("ACC|ACC-1") if c.finding.rule_id == "credit_hold_violation"]
+    assert rules_of(found) == {("credit_hold_violation", "invoice", "in_new")}
+    assert "C1 is on credit hold" in found[0].finding.message and found[0].waits_for == (("erp", 6_000),)
+
+
+def test_opportunity_won_during_a_hold_violates_it_until_the_hold_is_lifted():
+    w = World()
+    _held_customer(w, hold_ts=5_000)
+    w.put("opportunity", "OPP-1", ts=3_000, id="OPP-1", account_id="ACC-1", stage="closed_won", amount=eur("5.00"))
+    w.put("opportunity", "OPP-2", ts=6_000, id="OPP-2", account_id="ACC-1", stage="closed_won", amount=eur("5.00"))
+    w.put("opportunity", "OPP-3", ts=6_000, id="OPP-3", account_id="ACC-1", stage="prospecting", amount=eur("5.00"))
+    found = [c for c in w.findings("ACC|ACC-1") if c.finding.rule_id == "credit_hold_violation"]
+    assert rules_of(found) == {("credit_hold_violation", "opportunity", "OPP-2")}
+    w.put("erp_customer", "C1", ts=7_000, customer_no="C1", crm_account_id="ACC-1", credit_hold=False)
+    assert [c for c in w.findings("ACC|ACC-1") if c.finding.rule_id == "credit_hold_violation"] == []
+
+
+# ---- rule 12: dangling references -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("entity", "eid", "fields", "bucket", "system"), [
+    ("account", "ACC-9", {"billing_customer_id": "cus_ghost"}, "BCL|cus_ghost", "billing"),
+    ("account", "ACC-9", {"erp_customer_no": "C-ghost"}, "ECL|C-ghost", "erp"),
+    ("billing_customer", "cus_9", {"crm_account_id": "ACC-ghost"}, "ACC|ACC-ghost", "crm"),
+    ("erp_customer", "C9", {"crm_account_id": "ACC-ghost"}, "ACC|ACC-ghost", "crm"),
+    ("subscription", "sub_9", {"crm_opportunity_id": "OPP-ghost"}, "OPP|OPP-ghost", "crm"),
+    ("sales_order", "SO9", {"crm_opportunity_id": "OPP-ghost"}, "OPP|OPP-ghost", "crm"),
+    ("sales_order", "SO9", {"billing_subscription_id": "sub_ghost"}, "SUB|sub_ghost", "billing"),
+    ("invoice", "in_9", {"erp_order_no": "SO-ghost", "customer_id": "cus_1"}, "ORD|SO-ghost", "erp"),
+])
+def test_a_link_to_a_record_that_never_appears_dangles_after_the_sla(entity, eid, fields, bucket, system):
+    w = World()
+    key = {"erp_customer": "customer_no", "sales_order": "order_no"}.get(entity, "id")
+    w.put(entity, eid, ts=1_000, **{key: eid}, **fields)
+    [c] = [c for c in w.findings(bucket) if c.finding.rule_id == "dangling_reference"]
+    assert (c.finding.entity_type, c.finding.entity_id) == (entity, eid)
+    assert c.waits_for == ((system, 11_000),) and c.finding.deadline_ms == 11_000
+    assert not c.due({system: 10_999}) and c.due({system: 11_000})
+    # The target appears: nothing dangles any more.
+    target_type, _, target_id = bucket.partition("|")
+    target = {"BCL": "billing_customer", "ECL": "erp_customer", "ACC": "account", "OPP": "opportunity",
+              "SUB": "subscription", "ORD": "sales_order"}[target_type]
+    target_key = {"erp_customer": "customer_no", "sales_order": "order_no"}.get(target, "id")
+    w.put(target, target_id, ts=2_000, **{target_key: target_id})
+    assert [c for c in w.findings(bucket) if c.finding.rule_id == "dangling_reference"] == []
+
+
+# ---- sync SLA of amendment-driven mismatches ------------------------------------------------------
+
+
+def test_an_amendment_gets_the_sync_sla_before_its_order_mismatch_is_due():
+    cfg = RuleConfig(**{**CFG.__dict__, "sync_sla_ms": 5_000})
+    w = World()
+    w.put("sales_order", "SO1", ts=1_000, order_no="SO1", total_amount=eur("100.00"), status="active")
+    w.put("invoice", "in_1", ts=3_000, id="in_1", erp_order_no="SO1", amount_due=eur("120.00"), status="open")
+    state = w.driver.states["ORD|SO1"]
+    [c] = evaluate("ORD", "SO1", live_members(state), cfg)
+    assert c.finding.rule_id == "order_invoice_total_mismatch"
+    assert c.waits_for == (("billing", 8_000), ("erp", 8_000)) and c.finding.deadline_ms == 8_000

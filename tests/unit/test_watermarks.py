@@ -1,0 +1,75 @@
+"""Source watermarks move by offset barriers through every stage, never by a clock."""
+
+from __future__ import annotations
+
+import json
+
+from streams.watermarks import LINK_HOPS, Stages, Watermarks, commit_ts_ms
+
+STAGES = Stages(raw={"crm": ("crm.accounts", "crm.hb"), "erp": ("erp.orders",)}, events=("ev.account",),
+                links="links")
+ALL = [("crm.accounts", 0), ("crm.accounts", 1), ("crm.hb", 0), ("erp.orders", 0), ("ev.account", 0), ("links", 0)]
+
+
+def ends(**by_topic) -> dict:
+    """Partition 0 of each named topic ends there; every other partition is empty."""
+    return {tp: by_topic.get(tp[0].replace(".", "_"), 0) if tp[1] == 0 else 0 for tp in ALL}
+
+
+def test_commit_time_is_read_from_either_envelope_form_and_garbage_is_none():
+    plain = {"op": "u", "source": {"ts_ms": 1700}}
+    assert commit_ts_ms(json.dumps(plain).encode()) == 1700
+    assert commit_ts_ms(json.dumps({"schema": {}, "payload": plain}).encode()) == 1700
+    assert commit_ts_ms(b"\x00garbage") is None and commit_ts_ms(None) is None
+    assert commit_ts_ms(b'{"source": {"ts_ms": true}}') is None and commit_ts_ms(b"[1]") is None
+
+
+def test_a_watermark_passes_raw_events_and_every_link_hop_before_it_moves():
+    w = Watermarks(STAGES)
+    e = ends(crm_accounts=5, crm_hb=3, ev_account=7, links=9)
+    # First step notes the newest commit time; the barrier is built from ends read at the next one.
+    assert w.step({}, e, {"crm": 1_000, "erp": None}) == {} and w.behind("crm") == []
+    assert w.step({}, e, {}) == {}
+    assert [b["stage"] for b in w.behind("crm")] == ["raw"]
+    committed = {("crm.accounts", 0): 5, ("crm.hb", 0): 3}
+    assert w.step(committed, e, {"crm": 2_000}) == {}  # raw passed -> events
+    assert [b["stage"] for b in w.behind("crm")] == ["events"]  # 2_000 is noted: its barrier starts next step
+    w.step(committed, e, {})
+    assert [(b["stage"], b["covers_ms"]) for b in w.behind("crm")] == [("raw", 2_000), ("events", 1_000)]
+    committed[("ev.account", 0)] = 7
+    assert w.step(committed, e, {}) == {}  # events passed -> links hop 1
+    committed[("links", 0)] = 9
+    for _ in range(LINK_HOPS - 1):
+        assert w.step(committed, e, {}) == {}
+    assert w.step(committed, e, {}) == {"crm": 1_000} and w.marks == {"crm": 1_000, "erp": -1}
+
+
+def test_a_stage_not_yet_committed_holds_the_watermark_however_long_it_takes():
+    w = Watermarks(STAGES)
+    e = ends(crm_accounts=5)
+    w.step({}, e, {"crm": 1_000})
+    for _ in range(50):
+        assert w.step({("crm.accounts", 0): 4}, e, {"crm": 9_999}) == {}
+    assert w.marks["crm"] == -1
+
+
+def test_empty_partitions_never_hold_a_barrier():
+    w = Watermarks(STAGES)
+    e = ends()  # nothing anywhere: no commits needed
+    w.step({}, e, {"erp": 500})
+    for _ in range(1 + STAGES.count):
+        w.step({}, e, {})
+    assert w.marks["erp"] == 500
+
+
+def test_a_later_barrier_waits_for_the_stage_ahead_and_marks_only_grow():
+    w = Watermarks(STAGES)
+    e = ends(crm_accounts=1)
+    w.step({}, e, {"crm": 100})
+    done = {("crm.accounts", 0): 1}
+    seen = []
+    for t in range(200, 2_000, 100):
+        w.step(done, e, {"crm": t})
+        seen.append(w.marks["crm"])
+        assert len(w.behind("crm")) <= STAGES.count
+    assert seen == sorted(seen) and seen[-1] > 100
