@@ -52,8 +52,12 @@ def read_to_end(
     idle_s: float = 1.0,
     timeout_s: float = 120.0,
     start: dict[tuple[str, int], int] | None = None,
+    follow: bool = False,
 ) -> Iterator[Record]:
-    """Yield every record of topics from the start (or given offsets) up to the true end, then stop."""
+    """Yield every record of topics from the start (or given offsets) up to the true end, then stop.
+
+    With follow, keep yielding new records past the end until the caller stops iterating (no timeout).
+    """
     consumer = _consumer(bootstrap)
     try:
         assignment = []
@@ -64,8 +68,8 @@ def read_to_end(
         consumer.assign(assignment)
         pending = {(tp.topic, tp.partition) for tp in assignment}
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if not pending:
+        while follow or time.monotonic() < deadline:
+            if not pending and not follow:
                 return
             for msg in consumer.consume(1000, idle_s):
                 err = msg.error()

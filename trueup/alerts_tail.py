@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import json
-import time
-import uuid
 from collections.abc import Iterator
 from datetime import datetime
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
-
-from state.topic_end import partitions_of
+from state.topic_end import read_to_end
 from streams.encoding import Encoder
 
 
@@ -34,24 +30,6 @@ def as_json(alert: dict) -> str:
 
 def tail(bootstrap: str, topic: str, encoder: Encoder, follow: bool, idle_s: float = 1.0) -> Iterator[dict]:
     """Every alert record from the start; with follow, keep waiting for new ones."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"trueup-tail-{uuid.uuid4().hex}",
-                         "enable.auto.commit": False, "enable.partition.eof": True, "fetch.queue.backoff.ms": 10})
-    try:
-        parts = partitions_of(consumer, topic)
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
-        pending = set(parts)
-        while follow or pending:
-            for msg in consumer.consume(500, idle_s):
-                err = msg.error()
-                if err is not None:
-                    if err.code() == KafkaError._PARTITION_EOF:
-                        pending.discard(msg.partition())
-                        continue
-                    raise RuntimeError(f"reading {topic}: {err}")
-                if msg.value() is None:
-                    continue  # a compacted-away alert
-                yield encoder.decode(msg.value())[1]
-            if follow and not pending:
-                time.sleep(0.05)
-    finally:
-        consumer.close()
+    for record in read_to_end(bootstrap, [topic], idle_s=idle_s, follow=follow):
+        if record.value is not None:  # None: a compacted-away alert
+            yield encoder.decode(record.value)[1]

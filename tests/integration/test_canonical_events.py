@@ -76,7 +76,7 @@ def test_bad_raw_input_is_dead_lettered_while_valid_events_flow_on(stack, stack_
                       envelope("invoices", "billing", "c", {
                           "id": f"in_bad{n}", "customer_id": "cus_snap01", "subscription_id": None,
                           "erp_order_no": None, "amount_due": "12,00", "amount_paid": "0.00", "currency": "EUR",
-                          "status": "open", "updated_at": "2026-01-01T00:00:00Z"})),
+                          "status": "open", "issued_at": None, "updated_at": "2026-01-01T00:00:00Z"})),
     }
     for topic, key, value in bad.values():
         producer.produce(topic, key=key, value=value)

@@ -302,3 +302,55 @@ def test_an_amendment_gets_the_sync_sla_before_its_order_mismatch_is_due():
     [c] = evaluate("ORD", "SO1", live_members(state), cfg)
     assert c.finding.rule_id == "order_invoice_total_mismatch"
     assert c.waits_for == (("billing", 8_000), ("erp", 8_000)) and c.finding.deadline_ms == 8_000
+
+
+# ---- edge cases: tolerance, partial payments and refunds, deletes ----------------------------------
+
+
+@pytest.mark.parametrize(("posted", "tolerance", "mismatch"), [
+    ("99.99", "0.01", False), ("100.01", "0.01", False), ("99.98", "0.01", True), ("99.99", "0.00", True),
+])
+def test_money_tolerance_bounds_a_posting_difference(posted, tolerance, mismatch):
+    cfg = RuleConfig(**{**CFG.__dict__, "tolerance": Decimal(tolerance)})
+    w = World()
+    healthy_invoice(w, posted=posted)
+    found = evaluate("INV", "in_1", live_members(w.driver.states["INV|in_1"]), cfg)
+    assert (("posting_mismatch", "invoice", "in_1") in rules_of(found)) is mismatch
+
+
+def test_partial_payments_add_up_and_refunds_count_against_them():
+    w = World()
+    healthy_invoice(w, paid="40.00", status="paid")
+    w.put("payment", "py_2", id="py_2", invoice_id="in_1", customer_id="cus_1", amount=eur("60.00"),
+          kind="charge", status="succeeded")
+    assert rules_of(w.findings("INV|in_1")) == set()  # 40 + 60 covers 100
+    w.put("payment", "py_3", id="py_3", invoice_id="in_1", customer_id="cus_1", amount=eur("0.00"),
+          kind="charge", status="failed")
+    assert rules_of(w.findings("INV|in_1")) == set()  # a failed attempt counts for nothing
+    w.put("payment", "re_1", id="re_1", invoice_id="in_1", customer_id="cus_1", amount=eur("60.00"),
+          kind="refund", status="succeeded")
+    [c] = w.findings("INV|in_1")
+    assert c.finding.rule_id == "invoice_status_mismatch" and "only 40.00 EUR" in c.finding.message
+
+
+def test_a_payment_in_another_currency_does_not_pay_the_invoice():
+    w = World()
+    healthy_invoice(w, paid=None, status="paid")
+    w.put("payment", "py_usd", id="py_usd", invoice_id="in_1", customer_id="cus_1", amount=eur("100.00", "USD"),
+          kind="charge", status="succeeded")
+    assert ("invoice_status_mismatch", "invoice", "in_1") in rules_of(w.findings("INV|in_1"))
+
+
+def test_deleting_the_offending_record_resolves_the_finding():
+    w = World()
+    healthy_invoice(w)
+    w.put("payment", "py_x", id="py_x", invoice_id="in_1", customer_id="cus_2", amount=eur("0.00"),
+          kind="charge", status="failed")
+    w.put("ar_posting", "AR2", id="AR2", invoice_ref="in_1", customer_no="C1", amount=eur("5.00"))
+    assert rules_of(w.findings("INV|in_1")) == {("payment_customer_mismatch", "payment", "py_x"),
+                                                 ("posting_mismatch", "invoice", "in_1")}
+    w.delete("payment", "py_x")
+    w.delete("ar_posting", "AR2")
+    assert rules_of(w.findings("INV|in_1")) == set()
+    w.delete("invoice", "in_1")  # the invoice gone: its own payment is now the orphan
+    assert rules_of(w.findings("INV|in_1")) == {("orphan_payment", "payment", "py_in_1")}
