@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import faust
 
 from state.faust_highwater import install
+from streams.api import guard
 from trueup.settings import Settings
 
 
 def create_app(settings: Settings, bootstrap: str, index: int, web_port: int) -> faust.App:
     """A Faust app bound to loopback (unless configured), RocksDB tables in the worker's own folder."""
     datadir = Path(settings.data_dir).resolve() / f"worker-{index}"
+    token = settings.api.token.get_secret_value() if settings.api.token else None
+    # Workers forward requests to each other at this URL (Faust advertises it in the group's assignment).
+    bound_everywhere = settings.api.host in ("0.0.0.0", "::", "")
+    advertised = settings.api.advertised_host or (socket.gethostname() if bound_everywhere else settings.api.host)
     app = faust.App(
         settings.worker.app_id,
         broker=f"kafka://{bootstrap}",
@@ -22,6 +28,7 @@ def create_app(settings: Settings, bootstrap: str, index: int, web_port: int) ->
         web_bind=settings.api.host,
         web_host=settings.api.host,
         web_port=web_port,
+        canonical_url=f"http://{advertised}:{web_port}",
         web_in_thread=False,
         broker_session_timeout=settings.kafka.session_timeout_s,
         broker_heartbeat_interval=settings.kafka.heartbeat_interval_s,
@@ -31,6 +38,12 @@ def create_app(settings: Settings, bootstrap: str, index: int, web_port: int) ->
         table_standby_replicas=settings.worker.standby_replicas,
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=settings.worker.commit_interval_s,
+        # Only trueup's own routes, each behind the token check; Faust's debug and table views are off.
+        web_application_options={"middlewares": [guard(token)], "client_max_size": 64 * 1024},
+        web_router_enabled=False,
+        web_tables_enabled=False,
+        web_graph_enabled=False,
+        web_stats_enabled=False,
     )
     install(app)  # changelog restores read to the true end (the local broker's ListOffsets reports less)
     return app

@@ -51,6 +51,10 @@ class JoinAgents:
                         for name in PROJECTIONS}
         self.buckets = PickledTable(app, "join_buckets", settings.kafka.partitions,
                                     "Join buckets: members, routes, last projections and alerts per root id")
+        # Each alert's latest record by key, beside the bucket that raised it (same partition): the query API
+        # lists a worker's alerts from here without opening every bucket.
+        self.alert_index = PickledTable(app, "alerts", settings.kafka.partitions,
+                                        "Latest record of every alert, keyed rule_id|entity_type|entity_id")
 
     async def process(self, message: Message, source: tuple) -> None:
         key = message.bucket.encode()
@@ -88,6 +92,8 @@ class JoinAgents:
         verdict = judge(previous, candidates, self.watermarks.marks, int(time.time() * 1000))
         for system, at, _ in verdict.waiting:
             self.deadlines.add(system, at, bucket)
+        for alert_key, record in verdict.publish:
+            self.alert_index.set(alert_key.encode(), record)
         sends = list(verdict.publish)
         if resend:
             # The delivery that wrote this state is being replayed: its alert sends may not have happened.

@@ -50,6 +50,11 @@ class WatermarkTracker:
     def marks(self) -> dict[str, int]:
         return self.core.marks
 
+    @property
+    def newest(self) -> dict[str, int | None]:
+        """The newest commit time seen in each source's raw topics (not yet necessarily processed)."""
+        return self.core.newest
+
     def _servers(self) -> list[str]:
         return server_list(self.app.transport.url, self.app.transport.default_port)
 
@@ -118,9 +123,11 @@ class WatermarkTracker:
         out: dict[str, dict] = {}
         for system, mark in self.marks.items():
             wait = waiting.get(system)
+            newest = self.newest.get(system)
             entry: dict = {
                 "watermark": _iso(mark) if mark >= 0 else None,
-                "watermark_age_s": round((now - mark) / 1000, 3) if mark >= 0 else None,
+                "lag_seconds": round((now - mark) / 1000, 3) if mark >= 0 else None,
+                "last_event_time": _iso(newest) if newest is not None else None,
                 "barriers": self.core.behind(system),
                 "waiting_alerts": wait["buckets"] if wait else 0,
             }

@@ -109,6 +109,10 @@ class Watermarks:
                 self._noted[system] = max(newest[system], noted or -1)
         return moved
 
+    @property
+    def newest(self) -> dict[str, int | None]:
+        return dict(self._noted)
+
     def behind(self, system: str) -> list[dict]:
         """The barriers a source's watermark waits on, oldest stage first, for /health."""
         return [{"covers_ms": b.covers_ms, "stage": _stage_name(b.stage)}

@@ -7,12 +7,16 @@ import time
 
 import faust
 
-from streams import join_agent, normalize_agent
+from aiohttp import web
+
+from streams import api, join_agent, normalize_agent
 from streams.app import create_app
 from streams.encoding import Encoder
 from streams.mapping import load_mapping
 from streams.metrics import WorkerMetrics
 from streams.raw_counts import RawCounts
+from streams.api import QueryApi
+from streams.health import SlotLag, sources_health
 from streams.watermark_tracker import WatermarkTracker
 from trueup.settings import Settings
 
@@ -51,26 +55,29 @@ def build_worker_app(settings: Settings, bootstrap: str, index: int, web_port: i
     async def report() -> None:
         log.info("raw changes per table: %s", counts.summary())
 
-    @app.page("/counts")
-    async def counts_view(web, request):
-        return web.json({"worker": index, "tables": counts.as_rows()})
+    slots = SlotLag(settings)
 
-    @app.page("/metrics")
-    async def metrics_view(web, request):
-        body, content_type = metrics.render()
-        return web.bytes(body, headers={"Content-Type": content_type})
-
-    @app.page("/health")
-    async def health_view(web, request):
-        assigned = sorted(f"{tp.topic}:{tp.partition}" for tp in app.consumer.assignment())
-        return web.json({
+    def local_health() -> dict:
+        return {
             "worker": index,
-            "partitions": assigned,
-            "recovery": "recovering" if not app.tables.recovery.completed.is_set() else "done",
-            "sources": watermarks.health(joins.deadlines.waiting()),
-            "watermark_error": watermarks.last_error,
-        })
+            "url": str(app.conf.canonical_url),
+            "partitions": sorted(f"{tp.topic}:{tp.partition}" for tp in app.consumer.assignment()),
+            "recovery": "done" if app.tables.recovery.completed.is_set() else "recovering",
+        }
 
+    async def source_health() -> dict:
+        await slots.refresh()
+        return sources_health(settings, mapping, watermarks.health(joins.deadlines.waiting()), slots)
+
+    async def counts_view(request: web.Request) -> web.Response:
+        return web.json_response({"worker": index, "tables": counts.as_rows()})
+
+    async def metrics_view(request: web.Request) -> web.Response:
+        body, content_type = metrics.render()
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
+    query_api = QueryApi(app, settings, joins.buckets, joins.alert_index, local_health, source_health)
+    api.register(app, query_api, {"/counts": counts_view, "/metrics": metrics_view})
     return app
 
 

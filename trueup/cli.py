@@ -37,6 +37,17 @@ class Context:
             raise click.ClickException("no Kafka: set TRUEUP_KAFKA__BOOTSTRAP or run `trueup stack up`")
         return state.bootstrap
 
+    def api_url(self) -> str:
+        """The running stack's worker 0 API URL."""
+        from trueup.stack.state import StackState
+
+        state = StackState.load(Path(self.settings.data_dir).resolve())
+        workers = state.workers if state else []
+        if not workers or not workers[0].port:
+            raise click.ClickException("no API: pass --url or run `trueup stack up`")
+        host = "127.0.0.1" if self.settings.api.host in ("0.0.0.0", "") else self.settings.api.host
+        return f"http://{host}:{workers[0].port}"
+
     def stack(self):
         from streams.mapping import MappingError
         from trueup.stack.orchestrator import Stack
@@ -354,6 +365,87 @@ def alerts_tail(obj: Context, follow: bool, rule: str | None, severity: str | No
                 click.echo(at.as_json(alert) if as_json else at.line(alert))
     except KeyboardInterrupt:
         pass
+
+
+# ---- live queries --------------------------------------------------------------------------------
+
+
+@cli.group()
+def query() -> None:
+    """Query the live state tables through any worker's HTTP API."""
+
+
+def _query_options(fn):
+    fn = click.option("--json", "as_json", is_flag=True, help="Print the API's JSON instead of tables.")(fn)
+    return click.option("--url", default=None, help="A worker's API URL (default: the running stack's worker 0).")(fn)
+
+
+def _query(obj: Context, url: str | None, as_json: bool, path: str, params: dict | None, printer) -> None:
+    from rich.console import Console
+
+    from trueup import query as q
+
+    token = obj.settings.api.token.get_secret_value() if obj.settings.api.token else None
+    try:
+        body = q.fetch(url or obj.api_url(), path, params, token)
+    except q.QueryError as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps(body, indent=2))
+    else:
+        # Piped output is not cut to 80 columns: lines stay whole for grep and friends.
+        printer(Console() if sys.stdout.isatty() else Console(width=240, soft_wrap=True), body)
+
+
+@query.command("entity")
+@click.argument("entity_type")
+@click.argument("entity_id")
+@_query_options
+@click.pass_obj
+def query_entity(obj: Context, entity_type: str, entity_id: str, url: str | None, as_json: bool) -> None:
+    """One entity's latest canonical state (e.g. `trueup query entity invoice in_123`)."""
+    from trueup import query as q
+
+    _query(obj, url, as_json, f"/entities/{q.quote(entity_type)}/{q.quote(entity_id)}", None, q.print_entity)
+
+
+@query.command("projection")
+@click.argument("name", type=click.Choice(["invoice", "account", "quote_to_cash"]))
+@click.argument("projection_id")
+@_query_options
+@click.pass_obj
+def query_projection(obj: Context, name: str, projection_id: str, url: str | None, as_json: bool) -> None:
+    """A corrected projection with provenance (e.g. `trueup query projection invoice in_123`)."""
+    from trueup import query as q
+
+    _query(obj, url, as_json, f"/projections/{name}/{q.quote(projection_id)}", None, q.print_projection)
+
+
+@query.command("alerts")
+@click.option("--status", type=click.Choice(["open", "resolved"]), default=None)
+@click.option("--rule", default=None, help="Only this rule id.")
+@click.option("--severity", type=click.Choice(["low", "medium", "high", "critical"]), default=None)
+@click.option("--entity-type", default=None)
+@click.option("--limit", type=click.IntRange(1, 1000), default=None)
+@click.option("--cursor", default=None, help="next_cursor of the previous page.")
+@_query_options
+@click.pass_obj
+def query_alerts(obj: Context, status, rule, severity, entity_type, limit, cursor, url, as_json) -> None:
+    """One page of alerts from every worker, ordered by first seen."""
+    from trueup import query as q
+
+    _query(obj, url, as_json, "/alerts", {"status": status, "rule": rule, "severity": severity, "entity_type": entity_type,
+                            "limit": limit, "cursor": cursor}, q.print_alerts)
+
+
+@query.command("health")
+@_query_options
+@click.pass_obj
+def query_health(obj: Context, url: str | None, as_json: bool) -> None:
+    """Per source lag and watermark, per worker partitions and recovery."""
+    from trueup import query as q
+
+    _query(obj, url, as_json, "/health", None, q.print_health)
 
 
 # ---- dead letters ------------------------------------------------------------------------------

@@ -76,7 +76,10 @@ def _default_sources() -> dict[str, SourceSettings]:
 class ApiSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(6066, ge=0, le=65535, description="worker i serves on port + i; 0 picks free ports")
-    token: SecretStr | None = None
+    token: SecretStr | None = Field(None, description="when set, every route needs Authorization: Bearer <token>")
+    advertised_host: str | None = Field(
+        None, description="how the other workers reach this one; default: host, or the machine's name when 0.0.0.0"
+    )
 
 
 class WorkerSettings(_Section):

@@ -10,55 +10,15 @@ from __future__ import annotations
 import json
 import threading
 import time
-import urllib.request
-from datetime import datetime
 
 import psycopg
 
-from state.topic_end import read_to_end
-from streams.encoding import Encoder
+from tests import alert_support as support
 from tests.canonical import wait_until
 from tests.stack_support import running_stack
-from trueup.settings import load_settings
 from trueup.simulator import FAULT_KINDS, Simulator, fix
 
 RATE, DURATION_S = 30.0, 30.0
-
-
-def _largest_sla_ms() -> int:
-    rules = load_settings().rules
-    return int(1000 * max(rules.subscription_sla_s, rules.sales_order_sla_s, rules.posting_sla_s,
-                          rules.orphan_payment_sla_s, rules.dangling_reference_sla_s, rules.sync_sla_s))
-
-
-def _alerts(bootstrap: str) -> list[dict]:
-    encoder = Encoder()
-    return [encoder.decode(rec.value)[1] for rec in read_to_end(bootstrap, ["trueup.alerts"], idle_s=0.5)]
-
-
-def _latest(records: list[dict]) -> dict[tuple[str, str, str], dict]:
-    return {(r["rule_id"], r["entity_type"], r["entity_id"]): r for r in records}
-
-
-def _health(stack) -> dict:
-    with urllib.request.urlopen(stack.status()["api"]["url"] + "/health", timeout=5) as resp:
-        return json.loads(resp.read())
-
-
-def _wait_caught_up(stack, past_ms: int, timeout_s: float = 180.0) -> None:
-    """Every source's watermark is past past_ms and no rule check waits on any of them."""
-    def fetch():
-        return _health(stack)["sources"]
-
-    def done(sources):
-        return all(s["watermark"] and datetime.fromisoformat(s["watermark"]).timestamp() * 1000 >= past_ms
-                   and s["waiting_alerts"] == 0 for s in sources.values())
-
-    wait_until(fetch, done, timeout_s, f"watermarks past {past_ms} with nothing waiting")
-
-
-def _expected(ground_truth: dict) -> set[tuple[str, str, str]]:
-    return {(a["rule_id"], a["entity_type"], a["entity_id"]) for f in ground_truth["faults"] for a in f["alerts"]}
 
 
 def test_faults_raise_exactly_the_ground_truth_and_fixes_resolve_them(tmp_path):
@@ -69,11 +29,11 @@ def test_faults_raise_exactly_the_ground_truth_and_fixes_resolve_them(tmp_path):
         Simulator(dsns, rate=RATE, duration_s=DURATION_S, seed=20261127, faults=0.3,
                   ground_truth=truth_path).run()
         truth = json.loads(truth_path.read_text())
-        expected = _expected(truth)
+        expected = support.expected_alerts(truth)
         assert {f["kind"] for f in truth["faults"]} == set(FAULT_KINDS)
-        _wait_caught_up(stack, int(time.time() * 1000) + _largest_sla_ms())
-        latest = wait_until(lambda: _latest(_alerts(bootstrap)), lambda got: set(got) == expected, 60,
-                            "alerts equal to the ground truth")
+        support.wait_caught_up(stack, int(time.time() * 1000) + support.largest_sla_ms())
+        latest = wait_until(lambda: support.latest(support.alert_records(bootstrap)),
+                            lambda got: set(got) == expected, 60, "alerts equal to the ground truth")
         assert all(r["status"] == "open" and r["occurrence"] == 1 for r in latest.values())
         for (_, _, entity_id), record in latest.items():
             assert entity_id in record["message"] and record["evidence"], record
@@ -87,27 +47,27 @@ def test_faults_raise_exactly_the_ground_truth_and_fixes_resolve_them(tmp_path):
         try:
             for fault in firsts.values():
                 fix(conns, fault)
-                fixed |= _expected({"faults": [fault]})
+                fixed |= support.expected_alerts({"faults": [fault]})
         finally:
             for conn in conns.values():
                 conn.close()
-        _wait_caught_up(stack, int(time.time() * 1000) + _largest_sla_ms())
+        support.wait_caught_up(stack, int(time.time() * 1000) + support.largest_sla_ms())
 
         def settled(got):
             return set(got) == expected and all(
                 got[k]["status"] == ("resolved" if k in fixed else "open") for k in expected)
 
-        latest = wait_until(lambda: _latest(_alerts(bootstrap)), settled, 60, "fixed alerts resolved")
+        latest = wait_until(lambda: support.latest(support.alert_records(bootstrap)), settled, 60, "fixed alerts resolved")
         for key in fixed:
             assert latest[key]["occurrence"] == 1 and latest[key]["last_seen"] >= latest[key]["first_seen"]
 
 
 def test_no_faults_no_alerts_even_with_a_source_held_back(tmp_path):
-    held_back, sla_ms = "billing", _largest_sla_ms()
+    held_back, sla_ms = "billing", support.largest_sla_ms()
     with running_stack("no-alerts") as stack:
         status = stack.status()
         bootstrap, dsns = status["kafka"]["bootstrap"], status["postgres"]
-        _wait_caught_up(stack, int(time.time() * 1000))
+        support.wait_caught_up(stack, int(time.time() * 1000))
         simulator = Simulator(dsns, rate=RATE, duration_s=DURATION_S, seed=20261127, faults=0.0,
                               ground_truth=tmp_path / "truth.json")
         run = threading.Thread(target=simulator.run)
@@ -117,16 +77,16 @@ def test_no_faults_no_alerts_even_with_a_source_held_back(tmp_path):
         paused_at = time.monotonic()
         # Held back for three times the largest SLA and more, while the others keep streaming.
         while time.monotonic() - paused_at < 3 * sla_ms / 1000 + 2:
-            assert _alerts(bootstrap) == []
+            assert support.alert_records(bootstrap) == []
             time.sleep(2)
-        held = _health(stack)["sources"][held_back]
-        assert held["watermark_age_s"] >= 3 * sla_ms / 1000, held
+        held = support.health(stack)["sources"][held_back]
+        assert held["lag_seconds"] >= 3 * sla_ms / 1000, held
         assert held["waiting_alerts"] > 0 and "wait until everything" in held["why"], held
-        assert _alerts(bootstrap) == []
+        assert support.alert_records(bootstrap) == []
         stack.resume(held_back)
         run.join(timeout=120)
         assert not run.is_alive()
         assert json.loads((tmp_path / "truth.json").read_text())["faults"] == []
-        _wait_caught_up(stack, int(time.time() * 1000) + sla_ms)
+        support.wait_caught_up(stack, int(time.time() * 1000) + sla_ms)
         time.sleep(3)  # rechecks sent as the last deadlines passed are processed within a commit interval
-        assert _alerts(bootstrap) == []
+        assert support.alert_records(bootstrap) == []

@@ -240,8 +240,11 @@ class Stack:
         return f"http://{host}:{rec.port}"
 
     def worker_health(self, rec: ProcessRecord) -> dict | None:
+        request = urllib.request.Request(self.worker_url(rec) + "/health?scope=local")
+        if self.settings.api.token is not None:
+            request.add_header("Authorization", f"Bearer {self.settings.api.token.get_secret_value()}")
         try:
-            with urllib.request.urlopen(self.worker_url(rec) + "/health", timeout=2) as resp:
+            with urllib.request.urlopen(request, timeout=2) as resp:
                 return json.loads(resp.read())
         except (urllib.error.URLError, OSError, ValueError):
             return None

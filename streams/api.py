@@ -1,0 +1,245 @@
+"""The live query API on every worker (Faust web, aiohttp): routes a key to its owner, gathers alert pages.
+
+Thin edge over streams.queries. A key-addressed request is answered by the worker that owns the key's
+partition (found with Faust's external-topic routing, the same partitioner the producer used), forwarded
+there once if needed. `/alerts` merges the local page of every worker in the group. Anything that cannot be
+answered completely (a partition still recovering, a rebalance, a worker not answering) is a 503 with
+Retry-After, never a partial answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import faust
+import yaml
+from aiohttp import ClientError, web
+from yarl import URL
+
+from streams.queries import (
+    PROJECTION_BUCKETS,
+    BadParameter,
+    alert_view,
+    check_id,
+    entity_view,
+    page,
+    parse_alert_query,
+    projection_view,
+)
+from streams.mapping import ENTITY_TYPES
+from trueup.settings import PROJECT_ROOT, Settings
+
+log = logging.getLogger(__name__)
+
+OPENAPI_PATH = PROJECT_ROOT / "config" / "openapi.yaml"
+ROUTED_HEADER = "X-Trueup-Routed"
+RETRY_AFTER_S = 2
+PEER_TIMEOUT_S = 10.0
+
+
+class Unavailable(Exception):
+    """The answer would be incomplete right now; ask again after Retry-After."""
+
+
+def error(status: int, message: str, **extra) -> web.Response:
+    headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None
+    return web.json_response({"error": message, **extra}, status=status, headers=headers)
+
+
+def load_openapi(path: Path = OPENAPI_PATH) -> dict:
+    return yaml.safe_load(path.read_text())
+
+
+def guard(token: str | None) -> Callable:
+    """aiohttp middleware: the bearer token on every route when one is set; JSON errors without stack traces."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler):
+        if token is not None:
+            given = request.headers.get("Authorization", "")
+            expected = f"Bearer {token}"
+            if not hmac.compare_digest(given.encode(), expected.encode()):
+                return error(401, "a valid bearer token is required")
+        try:
+            return await handler(request)
+        except BadParameter as exc:
+            return error(400, str(exc), parameter=exc.name)
+        except Unavailable as exc:
+            return error(503, str(exc))
+        except web.HTTPException as exc:
+            if exc.status >= 400:
+                return error(exc.status, exc.reason)
+            raise
+        except Exception:  # never a stack trace in a response
+            log.exception("query failed: %s %s", request.method, request.path_qs)
+            return error(500, "internal error")
+
+    return middleware
+
+
+class QueryApi:
+    def __init__(self, app: faust.App, settings: Settings, buckets, alert_index, local_health: Callable[[], dict],
+                 source_health: Callable) -> None:
+        self.app, self.buckets, self.alert_index = app, buckets, alert_index
+        self.local_health, self.source_health = local_health, source_health
+        self.events_prefix = settings.topics.events_prefix
+        self.links_topic = app.topic(f"{settings.worker.app_id}-links", key_serializer="raw", value_serializer="raw")
+        self.event_topics = {e: app.topic(f"{self.events_prefix}.{e}", key_serializer="raw", value_serializer="raw")
+                             for e in ENTITY_TYPES}
+        self.token = settings.api.token.get_secret_value() if settings.api.token else None
+        self.openapi = load_openapi()
+
+    # ---- routing ---------------------------------------------------------------------------------
+
+    def _ready(self) -> None:
+        if not self.app.tables.recovery.completed.is_set():
+            raise Unavailable("this worker's tables are still recovering")
+
+    async def _at_owner(self, request: web.Request, topic, key: bytes, local: Callable[[], dict | None]):
+        """Answer locally if this worker owns key's partition of topic, else forward to the owner once."""
+        self._ready()
+        try:
+            owner = self.app.router.external_topic_key_store(topic, key)
+        except (KeyError, TypeError) as exc:  # no assignment yet, or no metadata for the topic yet
+            raise Unavailable("partition ownership is being reassigned") from exc
+        if self._is_me(owner):
+            # The producer's partitioner placed the key; the same one names the partition it lives on.
+            if not self.app.assignor.is_active(self.app.producer.key_partition(topic.get_topic_name(), key)):
+                raise Unavailable("partition ownership is being reassigned")
+            return local()
+        if request.headers.get(ROUTED_HEADER):
+            raise Unavailable("partition ownership is being reassigned")  # two workers disagree: no ping-pong
+        return await self._forward(request, owner)
+
+    def _is_me(self, url: URL) -> bool:
+        me = URL(str(self.app.conf.canonical_url))
+        return (url.host, url.port) == (me.host, me.port)
+
+    async def _forward(self, request: web.Request, owner: URL) -> web.Response:
+        target = URL(str(owner)).with_path(request.path).with_query(request.query)
+        headers = {ROUTED_HEADER: "1"}
+        if "Authorization" in request.headers:
+            headers["Authorization"] = request.headers["Authorization"]
+        try:
+            async with self.app.http_client.get(target, headers=headers, timeout=PEER_TIMEOUT_S) as resp:
+                body = await resp.read()
+                out = web.Response(body=body, status=resp.status, content_type=resp.content_type)
+                if "Retry-After" in resp.headers:
+                    out.headers["Retry-After"] = resp.headers["Retry-After"]
+                return out
+        except (ClientError, asyncio.TimeoutError) as exc:
+            raise Unavailable(f"the worker owning this key ({owner}) did not answer") from exc
+
+    # ---- views -----------------------------------------------------------------------------------
+
+    async def entity(self, request: web.Request) -> web.Response:
+        entity_type = request.match_info["entity_type"]
+        entity_id = check_id("id", request.match_info["entity_id"])
+        if entity_type not in self.event_topics:
+            return error(404, f"unknown entity type {entity_type}; known: {', '.join(ENTITY_TYPES)}")
+
+        def local():
+            found = entity_view(entity_type, entity_id, self.buckets.get(f"{entity_type}|{entity_id}".encode()))
+            return web.json_response(found) if found else error(404, f"no {entity_type} {entity_id}")
+
+        return await self._at_owner(request, self.event_topics[entity_type], entity_id.encode(), local)
+
+    async def projection(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        pid = check_id("id", request.match_info["projection_id"])
+        if name not in PROJECTION_BUCKETS:
+            return error(404, f"unknown projection {name}; known: {', '.join(PROJECTION_BUCKETS)}")
+        bucket = f"{PROJECTION_BUCKETS[name]}|{pid}"
+
+        def local():
+            found = projection_view(name, pid, self.buckets.get(bucket.encode()))
+            return web.json_response(found) if found else error(404, f"no {name} projection {pid}")
+
+        return await self._at_owner(request, self.links_topic, bucket.encode(), local)
+
+    async def alerts(self, request: web.Request) -> web.Response:
+        for name in request.query:
+            if len(request.query.getall(name)) > 1:
+                raise BadParameter(name, "given more than once")
+        query = parse_alert_query(request.query)
+        self._ready()
+        records = [record for _, record in self.alert_index.items()]
+        if not query.local:
+            records += await self._gather(request)
+        items, next_cursor = page(records, query)
+        return web.json_response({"items": [alert_view(r) for r in items], "next_cursor": next_cursor})
+
+    async def _gather(self, request: web.Request) -> list[dict]:
+        """Every other worker's page for the same query (each already limited and after the cursor)."""
+        peers = self._peers()
+        query = {**request.query, "scope": "local"}
+        headers = {"Authorization": request.headers["Authorization"]} if "Authorization" in request.headers else {}
+
+        async def one(host: URL) -> list[dict]:
+            try:
+                async with self.app.http_client.get(host.with_path("/alerts").with_query(query), headers=headers,
+                                                    timeout=PEER_TIMEOUT_S) as resp:
+                    if resp.status != 200:
+                        raise Unavailable(f"worker {host} answered {resp.status}")
+                    return (await resp.json())["items"]
+            except (ClientError, asyncio.TimeoutError, ValueError, KeyError) as exc:
+                raise Unavailable(f"worker {host} did not answer") from exc
+
+        pages = await asyncio.gather(*(one(h) for h in peers))
+        return [r for p in pages for r in p]
+
+    def _peers(self) -> list[URL]:
+        hosts = {URL(h) for h in self.app.router.external_topics_metadata()}
+        return sorted((h for h in hosts if not self._is_me(h)), key=str)
+
+    async def health_view(self, request: web.Request) -> web.Response:
+        """This worker's state (scope=local), or with every source and every worker of the group (default)."""
+        scope = request.query.get("scope", "all")
+        if scope not in ("all", "local"):
+            raise BadParameter("scope", "must be all or local")
+        for name in request.query:
+            if name != "scope":
+                raise BadParameter(name, "unknown parameter; known: scope")
+        me = self.local_health()
+        if scope == "local":
+            return web.json_response(me)
+        headers = {"Authorization": request.headers["Authorization"]} if "Authorization" in request.headers else {}
+
+        async def one(host: URL) -> dict:
+            try:
+                async with self.app.http_client.get(host.with_path("/health").with_query({"scope": "local"}),
+                                                    headers=headers, timeout=PEER_TIMEOUT_S) as resp:
+                    if resp.status == 200:
+                        return await resp.json()
+                    return {"url": str(host), "recovery": "unknown", "error": f"answered {resp.status}"}
+            except (ClientError, asyncio.TimeoutError, ValueError) as exc:
+                return {"url": str(host), "recovery": "unknown", "error": f"unreachable: {type(exc).__name__}"}
+
+        peers = await asyncio.gather(*(one(h) for h in self._peers()))
+        workers = sorted([me, *peers], key=lambda w: (w.get("worker", 1 << 30), w.get("url", "")))
+        return web.json_response({**me, "sources": await self.source_health(), "workers": workers})
+
+    async def openapi_view(self, request: web.Request) -> web.Response:
+        return web.json_response(self.openapi)
+
+
+def register(app: faust.App, api: QueryApi, extra: dict[str, Callable] | None = None) -> None:
+    """Add the routes to Faust's aiohttp application (guarded by the middleware set at app creation)."""
+    def route(path: str, handler) -> None:
+        async def view(self, request, **_):
+            return await handler(request)
+
+        view.__name__ = handler.__name__
+        app.page(path)(view)
+
+    route("/entities/{entity_type}/{entity_id}", api.entity)
+    route("/projections/{name}/{projection_id}", api.projection)
+    route("/alerts", api.alerts)
+    route("/health", api.health_view)
+    route("/openapi.json", api.openapi_view)
+    for path, handler in (extra or {}).items():
+        route(path, handler)
