@@ -22,6 +22,11 @@ class ConnectorStatus:
     last_batch_at: float | None = None
     error: str | None = None
     updated_at: float = 0.0
+    # pollers only
+    cursors: dict = field(default_factory=dict)  # stream -> readable cursor
+    last_poll_at: float | None = None
+    rows_per_poll: int | None = None
+    errors: int = 0  # transient errors retried so far
 
     def write(self, path: Path) -> None:
         self.updated_at = time.time()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 
+from streams.debezium_envelope import EnvelopeProblem
+
 SNAPSHOT_MARKERS = {"true", "first", "last", "first_in_data_collection", "last_in_data_collection"}
 
 
@@ -18,6 +20,21 @@ def _as_int(value) -> int | None:
     return None
 
 
+POLL_CONNECTOR = "trueup-poll"
+
+
+def poll_position(source: dict) -> dict:
+    """Position of a polled change: the row's own change time (then a tie-break), as the poller put it.
+
+    A row re-read by a later poll carries the same order, so it is a duplicate downstream, never a new change.
+    """
+    order = source.get("poll_order")
+    if not (isinstance(order, list) and order and all(_as_int(v) is not None for v in order)):
+        raise EnvelopeProblem("malformed envelope: a polled change needs source.poll_order, a list of integers")
+    return {"kind": "poll", "lsn": None, "tx_id": None, "sequence": None,
+            "cursor": str(source.get("cursor") or ""), "order": [2, *(_as_int(v) for v in order)]}
+
+
 def debezium_position(source: dict, kafka_offset: int) -> dict:
     """Position of a Debezium change, with `order` comparable across every change of one row.
 
@@ -25,6 +42,8 @@ def debezium_position(source: dict, kafka_offset: int) -> dict:
     commit order and the first part grows with every transaction. Initial-snapshot rows sort before every
     streamed change, so a change that overlaps the snapshot is applied over it, never dropped.
     """
+    if source.get("connector") == POLL_CONNECTOR:
+        return poll_position(source)
     marker = str(source.get("snapshot", "false")).lower()
     lsn = _as_int(source.get("lsn"))
     tx_id = _as_int(source.get("txId"))

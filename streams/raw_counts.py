@@ -10,8 +10,8 @@ from streams.mapping import Mapping
 class RawCounts:
     """Per (source, table) counters of change records and tombstones, as plain data."""
 
-    def __init__(self, mapping: Mapping) -> None:
-        self.mapping = mapping
+    def __init__(self, mapping: Mapping, sources: list[str]) -> None:
+        self.mapping, self.sources = mapping, list(sources)
         self.changes: Counter[tuple[str, str]] = Counter()
         self.tombstones: Counter[tuple[str, str]] = Counter()
 
@@ -26,8 +26,8 @@ class RawCounts:
 
     def as_rows(self) -> list[dict]:
         rows = []
-        for source, spec in self.mapping.sources.items():
-            for table in spec.tables:
+        for source in self.sources:
+            for table in self.mapping.sources[source].tables:
                 rows.append({
                     "source": source,
                     "table": table,

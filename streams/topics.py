@@ -43,4 +43,6 @@ def catalog(mapping: Mapping, sources: list[str], topics, partitions: int, app_i
     # Replays land in the partition their record came from, so the replay topic mirrors the raw ones.
     specs.append(TopicSpec(topics.dlq_replay, partitions))
     specs.append(TopicSpec(links_topic(app_id), partitions))
+    # Poller cursors: one key per poller and stream, the latest value wins.
+    specs.append(TopicSpec(topics.poll_cursors, 1, compacted=True))
     return specs

@@ -26,7 +26,7 @@ log = logging.getLogger("trueup.worker")
 def build_worker_app(settings: Settings, bootstrap: str, index: int, web_port: int) -> faust.App:
     mapping = load_mapping(settings.mapping)
     app = create_app(settings, bootstrap, index, web_port)
-    counts = RawCounts(mapping)
+    counts = RawCounts(mapping, settings.enabled_sources)
     metrics = WorkerMetrics()
     encoder = Encoder(settings.kafka.schema_registry_url)
     normalize_agent.register(app, settings, mapping, metrics, counts, encoder, normalize_agent.worker_name(index))

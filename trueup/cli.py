@@ -160,7 +160,11 @@ def _print_status(status: dict) -> None:
         table.add_column(col)
     for comp in status["components"]:
         detail = []
-        if "phase" in comp:
+        if "kind" in comp:  # a poller
+            cursors = ", ".join(f"{k}@{v}" for k, v in (comp.get("cursors") or {}).items()) or "-"
+            detail.append(f"{comp['kind']} phase={comp['phase']} last_poll={comp.get('last_poll') or '-'}")
+            detail.append(f"rows/poll={comp.get('rows_per_poll')} errors={comp.get('errors')} cursor={cursors}")
+        elif "phase" in comp:
             detail.append(f"phase={comp['phase']}")
             detail.append(f"last_event={comp.get('last_event_time') or '-'}")
             detail.append(f"slot_lag={comp.get('slot_lag_bytes')}B")
@@ -233,6 +237,68 @@ def connect_debezium(obj: Context, config_path: Path) -> None:
             jvm_max_heap_mb=settings.connect.jvm_max_heap_mb,
         )
     )
+
+
+def _poller_setup(obj: Context, config_path: Path, kind: str):
+    from connectors.poll_config import PollConfigError, load_poll_config
+    from streams.mapping import load_mapping
+
+    settings = obj.settings
+    if not settings.kafka.bootstrap:
+        raise click.ClickException("TRUEUP_KAFKA__BOOTSTRAP is not set: the poller needs a Kafka to produce to")
+    try:
+        cfg = load_poll_config(config_path)
+    except PollConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    if cfg.kind != kind:
+        raise click.ClickException(f"{config_path}: field kind: is {cfg.kind}, this command runs {kind}")
+    if cfg.source not in settings.sources:
+        raise click.ClickException(f"{config_path}: field source: {cfg.source} is not a configured source")
+    _configure_logging()
+    work_dir = Path(settings.data_dir).resolve() / "connect" / cfg.source
+    return settings, cfg, load_mapping(settings.mapping), work_dir
+
+
+@connect.command("poll-sql")
+@click.option("--config", "config_path", required=True, type=click.Path(path_type=Path),
+              help="Poller file (config/pollers/*.yaml, kind poll-sql).")
+@click.pass_obj
+@_fail_cleanly
+def connect_poll_sql(obj: Context, config_path: Path) -> None:
+    """Poll a PostgreSQL source by SQL (updated-at watermark, lookback, deletes) into raw topics."""
+    from connectors.signals import run_until_signalled
+    from connectors.sql_poller import SqlPoller
+
+    settings, cfg, mapping, work_dir = _poller_setup(obj, config_path, "poll-sql")
+    dsn = settings.sources[cfg.source].dsn
+    if dsn is None:
+        raise click.ClickException(f"sources.{cfg.source}.dsn is not set: the poller needs a database")
+    try:
+        poller = SqlPoller(cfg, mapping, dsn.get_secret_value(), settings.kafka.bootstrap,
+                           settings.topics.poll_cursors, work_dir, settings.kafka.producer_linger_ms)
+    except ValueError as exc:
+        raise click.ClickException(f"{config_path}: {exc}") from None
+    sys.exit(run_until_signalled(poller))
+
+
+@connect.command("poll-api")
+@click.option("--config", "config_path", required=True, type=click.Path(path_type=Path),
+              help="Poller file (config/pollers/*.yaml, kind poll-api).")
+@click.pass_obj
+@_fail_cleanly
+def connect_poll_api(obj: Context, config_path: Path) -> None:
+    """Poll an events API (Stripe-style cursor pages) into raw topics."""
+    from connectors.api_poller import ApiPoller
+    from connectors.signals import run_until_signalled
+
+    settings, cfg, mapping, work_dir = _poller_setup(obj, config_path, "poll-api")
+    token = settings.sources[cfg.source].api_token
+    try:
+        poller = ApiPoller(cfg, mapping, token.get_secret_value() if token else None, settings.kafka.bootstrap,
+                           settings.topics.poll_cursors, work_dir, settings.kafka.producer_linger_ms)
+    except ValueError as exc:
+        raise click.ClickException(f"{config_path}: {exc}") from None
+    sys.exit(run_until_signalled(poller))
 
 
 # ---- worker -----------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import re
 import tomllib
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -60,10 +60,16 @@ class SourceSettings(_Section):
     """One system of record: its database and how to reach it."""
 
     enabled: bool = True
+    kind: Literal["debezium", "poll-sql", "poll-api"] = Field(
+        "debezium", description="how changes are captured: the WAL through Debezium, or polling (SQL or an API)"
+    )
     database: str | None = Field(None, min_length=1, description="default: the source's name")
     dsn: SecretStr | None = Field(None, description="postgresql:// URL of an existing server; unset uses the private cluster")
     password_file: Path | None = Field(None, description="file holding the password when the DSN carries none")
-    connector: Path | None = Field(None, description="Debezium config map; default debezium/<name>.json")
+    connector: Path | None = Field(
+        None, description="Debezium config map (default debezium/<name>.json) or poller file (config/pollers/<name>.yaml)"
+    )
+    api_token: SecretStr | None = Field(None, description="bearer token of a poll-api source's API")
 
 
 REFERENCE_SOURCES = ("crm", "billing", "erp")
@@ -122,6 +128,7 @@ class TopicSettings(_Section):
     alerts: str = "trueup.alerts"
     dlq: str = "trueup.dlq"
     dlq_replay: str = "trueup.dlq.replay"
+    poll_cursors: str = "trueup.poll.cursors"
 
 
 class Settings(BaseSettings):
@@ -171,7 +178,15 @@ class Settings(BaseSettings):
 
     def connector_config(self, source: str) -> Path:
         configured = self.sources[source].connector
-        return configured if configured is not None else PROJECT_ROOT / "debezium" / f"{source}.json"
+        if configured is not None:
+            return configured
+        if self.sources[source].kind == "debezium":
+            return PROJECT_ROOT / "debezium" / f"{source}.json"
+        return PROJECT_ROOT / "config" / "pollers" / f"{source}.yaml"
+
+    def has_database(self, source: str) -> bool:
+        """Sources read from PostgreSQL (by WAL or by SQL polling); an API source has none."""
+        return self.sources[source].kind != "poll-api"
 
 
 def _read_file(path: Path) -> dict[str, Any]:

@@ -29,20 +29,30 @@ def mapping():
     return load_mapping(SHIPPED)
 
 
+REFERENCE = ("crm", "billing", "erp")
+
+
 def test_shipped_mapping_has_the_nine_reference_tables(mapping):
-    assert list(mapping.sources) == ["crm", "billing", "erp"]
+    assert list(mapping.sources) == [*REFERENCE, "billing_poll", "billing_api"]
     found = {
         (name, table): (spec.entity, spec.key)
-        for name, source in mapping.sources.items()
+        for name, source in mapping.sources.items() if name in REFERENCE
         for table, spec in source.tables.items()
     }
     assert found == EXPECTED_TABLES
 
 
-def test_every_entity_type_mapped_exactly_once(mapping):
-    entities = [spec.entity for source in mapping.sources.values() for spec in source.tables.values()]
+def test_every_entity_type_mapped_exactly_once_by_the_reference_sources(mapping):
+    entities = [spec.entity for name in REFERENCE for spec in mapping.sources[name].tables.values()]
     assert sorted(entities) == sorted(ENTITY_TYPES)
     assert len(ENTITY_TYPES) == 9
+
+
+def test_the_polled_billing_sources_map_billing_tables_under_their_own_prefix(mapping):
+    for name in ("billing_poll", "billing_api"):
+        source = mapping.sources[name]
+        assert source.system == "billing" and source.topic_prefix == name
+        assert source.tables == mapping.sources["billing"].tables
 
 
 def test_data_topics_follow_debezium_naming(mapping):

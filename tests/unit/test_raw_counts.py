@@ -14,7 +14,7 @@ MAPPING = Path(__file__).resolve().parents[2] / "config" / "mapping.yaml"
 
 @pytest.fixture()
 def counts():
-    return RawCounts(load_mapping(MAPPING))
+    return RawCounts(load_mapping(MAPPING), ["crm", "billing", "erp"])
 
 
 def _row(rows, source, table):

@@ -55,9 +55,10 @@ def test_catalog_contents(partitions):
     assert by["trueup.dlq.replay"].partitions == partitions
 
     assert by["trueup-links"].partitions == partitions and not by["trueup-links"].compacted
+    assert by["trueup.poll.cursors"].compacted and by["trueup.poll.cursors"].partitions == 1
 
-    # nothing unexpected: 9 data + 3x3 control + 9 events + 3 projections + alerts + dlq + replay + links
-    assert len(specs) == 9 + 9 + 9 + 3 + 1 + 1 + 1 + 1
+    # nothing unexpected: 9 data + 3x3 control + 9 events + 3 projections + alerts + dlq + replay + links + cursors
+    assert len(specs) == 9 + 9 + 9 + 3 + 1 + 1 + 1 + 1 + 1
 
 
 def test_control_topics_listed_for_each_source():
@@ -76,7 +77,7 @@ def test_catalog_only_covers_the_given_sources():
 
 def test_catalog_uses_topic_settings():
     topics = TopicSettings(events_prefix="acme.ev", projections_prefix="acme.proj", alerts="acme.alerts",
-                           dlq="acme.dead", dlq_replay="acme.dead.replay")
+                           dlq="acme.dead", dlq_replay="acme.dead.replay", poll_cursors="acme.cursors")
     names = {s.name for s in catalog(MAPPING, ALL, topics, 2, app_id="acme")}
     assert "acme.ev.invoice" in names
     assert "acme.proj.quote_to_cash" in names

@@ -42,6 +42,7 @@ class Stack:
         self.echo = echo
         self.mapping = load_mapping(settings.mapping)
         self.sources = settings.enabled_sources
+        self.db_sources = [s for s in self.sources if settings.has_database(s)]
         for name in self.sources:
             if name not in self.mapping.sources:
                 raise StackError(f"source {name} is enabled in settings but missing from {settings.mapping}")
@@ -108,7 +109,7 @@ class Stack:
         }
 
     def _up_postgres(self, state: StackState) -> None:
-        if all(self.settings.sources[s].dsn is not None for s in self.sources):
+        if all(self.settings.sources[s].dsn is not None for s in self.db_sources):
             state.postgres_home = None
             return
         home = postgres.cluster_home(self.data_dir)
@@ -121,20 +122,25 @@ class Stack:
         if not cluster.running():
             cluster.start()
         self.echo(f"postgres: up on 127.0.0.1:{cluster.port}")
-        for source in self.sources:
+        for source in self.db_sources:
             if self.settings.sources[source].dsn is None:
                 cluster.ensure_database(self.settings.database(source))
 
     def init_sources(self, state: StackState) -> None:
-        """Schema, publication and slot for every source, before any connector starts."""
-        for source in self.sources:
+        """Schema, publication and slot for every source, before any connector starts (pollers need no slot)."""
+        for source in self.db_sources:
             dsn = self.dsn(source, state)
-            postgres.require_logical_wal(dsn)
+            debezium = self.settings.sources[source].kind == "debezium"
+            if debezium:
+                postgres.require_logical_wal(dsn)
             applied = postgres.apply_schema(dsn, self.mapping.sources[source].system)
             spec = self.mapping.sources[source]
             problems = catalog_problems(source, spec, postgres.table_columns(dsn, spec.schema_))
             if problems:
                 raise MappingError(f"{self.settings.mapping}: " + "; ".join(problems))
+            if not debezium:
+                self.echo(f"source {source}: {', '.join(applied) or 'schema current'}; polled by SQL")
+                continue
             cfg = load_connector_config(self.settings.connector_config(source))
             postgres.ensure_publication_and_slot(dsn, cfg.publication, cfg.slot, self.mapping.sources[source].schema_)
             note = f"applied {', '.join(applied)}" if applied else "schema current"
@@ -182,7 +188,7 @@ class Stack:
         env["PYTHONUNBUFFERED"] = "1"
         if self.config_file:
             env["TRUEUP_CONFIG"] = str(self.config_file)
-        for source in self.sources:
+        for source in self.db_sources:
             env[f"TRUEUP_SOURCES__{source.upper()}__DSN"] = self.dsn(source, state)
         return env
 
@@ -193,15 +199,17 @@ class Stack:
         rec = state.connectors.get(source) or ProcessRecord()
         if alive(rec.pid):
             return
-        write_properties(self.secrets_dir / f"{source}.properties", self._connection_properties(source, state))
+        if self.settings.sources[source].kind == "debezium":
+            write_properties(self.secrets_dir / f"{source}.properties", self._connection_properties(source, state))
         status_path = self.connector_dir(source) / "status.json"
         status_path.unlink(missing_ok=True)
         rec.log = str(self.logs / f"connect-{source}.log")
         rec.paused = False
         work_dir = self.connector_dir(source)
         work_dir.mkdir(parents=True, exist_ok=True)
+        kind = self.settings.sources[source].kind
         rec.pid = spawn(
-            self._cli("connect", "debezium", "--config", str(self.settings.connector_config(source).resolve())),
+            self._cli("connect", kind, "--config", str(self.settings.connector_config(source).resolve())),
             Path(rec.log),
             env=self.child_env(state),
             cwd=work_dir,
@@ -371,7 +379,7 @@ class Stack:
         state = self.state() or StackState(data_dir=str(self.data_dir))
         components: list[dict] = []
         dsns: dict[str, str | None] = {}
-        for source in self.sources:
+        for source in self.db_sources:
             try:
                 dsns[source] = self.dsn(source, state)
             except StackError:
@@ -434,6 +442,16 @@ class Stack:
         comp["last_event_time"] = (
             datetime.fromtimestamp(ts / 1000, tz=timezone.utc).isoformat() if isinstance(ts, int) else None
         )
+        if self.settings.sources[source].kind != "debezium":
+            comp["kind"] = self.settings.sources[source].kind
+            comp["cursors"] = status.get("cursors") or {}
+            last_poll = status.get("last_poll_at")
+            comp["last_poll"] = (datetime.fromtimestamp(last_poll, tz=timezone.utc).isoformat()
+                                 if isinstance(last_poll, (int, float)) else None)
+            comp["rows_per_poll"] = status.get("rows_per_poll")
+            comp["errors"] = status.get("errors", 0)
+            comp["last_error"] = status.get("error")
+            return comp
         comp["slot_lag_bytes"] = None
         if dsn:
             try:
