@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import pickle
+from datetime import datetime
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -30,7 +32,10 @@ from streams.queries import (
     parse_alert_query,
     projection_view,
 )
-from streams.mapping import ENTITY_TYPES
+from streams.mapping import ENTITY_TYPES, load_mapping
+from streams.queries import to_json
+from streams.verify_core import bucket_of, row_text, source_values, state_row_hash, text_hash
+from streams.verify_specs import entity_specs
 from trueup.settings import PROJECT_ROOT, Settings
 
 log = logging.getLogger(__name__)
@@ -85,6 +90,7 @@ class QueryApi:
     def __init__(self, app: faust.App, settings: Settings, buckets, alert_index, local_health: Callable[[], dict],
                  source_health: Callable) -> None:
         self.app, self.buckets, self.alert_index = app, buckets, alert_index
+        self.specs = entity_specs(settings, load_mapping(settings.mapping))
         self.local_health, self.source_health = local_health, source_health
         self.events_prefix = settings.topics.events_prefix
         self.links_topic = app.topic(f"{settings.worker.app_id}-links", key_serializer="raw", value_serializer="raw")
@@ -196,6 +202,76 @@ class QueryApi:
         hosts = {URL(h) for h in self.app.router.external_topics_metadata()}
         return sorted((h for h in hosts if not self._is_me(h)), key=str)
 
+    # ---- verification: this worker's share of the state, by key bucket ---------------------------
+
+    def _verify_params(self, request: web.Request) -> tuple[str, int, int, int | None]:
+        entity_type = request.query.get("entity_type", "")
+        if entity_type not in self.specs:
+            raise BadParameter("entity_type", f"must be one of {', '.join(sorted(self.specs))}")
+        try:
+            buckets = int(request.query.get("bucket_count", "256"))
+            newer_than = int(request.query.get("newer_than_ms", str(2**62)))
+            since = int(request.query["since_ms"]) if request.query.get("since_ms") else None
+        except ValueError as exc:
+            raise BadParameter("bucket_count", "must be integers (bucket_count, newer_than_ms, since_ms)") from exc
+        if not 1 <= buckets <= 65536:
+            raise BadParameter("bucket_count", "must be from 1 to 65536")
+        return entity_type, buckets, newer_than, since
+
+    def _local_rows(self, entity_type: str, since_ms: int | None = None):
+        """(entity id, fields, source ms) of every live entity of one type on this worker's partitions.
+
+        since_ms keeps rows whose updated_at is at or after it, as the SQL side filters (trueup/verify_sql.py).
+        """
+        prefix = f"{entity_type}|".encode()
+        for key, raw in self.buckets.table.items():
+            if raw is None or not key.startswith(prefix):
+                continue
+            entity_id = key[len(prefix):].decode()
+            me = (pickle.loads(raw)["members"].get(("self", entity_id)) or {})
+            if me.get("deleted", True) or not me.get("data"):
+                continue
+            data = me["data"]
+            changed = data["fields"].get("updated_at")
+            if since_ms is not None and changed is not None and _epoch_ms(changed) < since_ms:
+                continue
+            yield entity_id, data["fields"], _epoch_ms(data["source_ts"])
+
+    async def verify_sums(self, request: web.Request) -> web.Response:
+        """{bucket: [rows, sum of row hashes]} over this worker's state, and buckets holding rows newer than asked."""
+        entity_type, buckets, newer_than, since = self._verify_params(request)
+        self._ready()
+        spec = self.specs[entity_type][2]
+        sums: dict[int, list[int]] = {}
+        newer: set[int] = set()
+        rows = 0
+        for entity_id, fields, source_ms in self._local_rows(entity_type, since):
+            b = bucket_of(entity_id, buckets)
+            entry = sums.setdefault(b, [0, 0])
+            entry[0] += 1
+            entry[1] += state_row_hash(fields, spec)
+            rows += 1
+            if source_ms > newer_than:
+                newer.add(b)
+        return web.json_response({"rows": rows, "buckets": {str(b): v for b, v in sums.items()},
+                                  "newer": sorted(newer)})
+
+    async def verify_rows(self, request: web.Request) -> web.Response:
+        """The rows of some buckets, for row-level comparison: {id: [hash, source ms, source columns]}."""
+        entity_type, buckets, _, since = self._verify_params(request)
+        try:
+            wanted = {int(b) for b in request.query.get("buckets", "").split(",") if b}
+        except ValueError as exc:
+            raise BadParameter("buckets", "a comma-separated list of bucket numbers") from exc
+        self._ready()
+        spec = self.specs[entity_type][2]
+        out = {}
+        for entity_id, fields, source_ms in self._local_rows(entity_type, since):
+            if bucket_of(entity_id, buckets) in wanted:
+                values = source_values(fields, spec)
+                out[entity_id] = [text_hash(row_text(values, spec)), source_ms, to_json(values)]
+        return web.json_response({"rows": out})
+
     async def health_view(self, request: web.Request) -> web.Response:
         """This worker's state (scope=local), or with every source and every worker of the group (default)."""
         scope = request.query.get("scope", "all")
@@ -241,5 +317,11 @@ def register(app: faust.App, api: QueryApi, extra: dict[str, Callable] | None = 
     route("/alerts", api.alerts)
     route("/health", api.health_view)
     route("/openapi.json", api.openapi_view)
+    route("/verify/sums", api.verify_sums)
+    route("/verify/rows", api.verify_rows)
     for path, handler in (extra or {}).items():
         route(path, handler)
+
+
+def _epoch_ms(value) -> int:
+    return int(value.timestamp() * 1000) if isinstance(value, datetime) else int(value or 0)

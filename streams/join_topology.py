@@ -23,6 +23,7 @@ from streams.joins import Message, bucket_key
 
 INV, SUB, ORD, OPP, BCL, ECL, ACC = "INV", "SUB", "ORD", "OPP", "BCL", "ECL", "ACC"
 DOM, TAX = "DOM", "TAX"
+VFY = "VFY"  # verification findings per entity, "entity_type:entity_id", written by `trueup verify`
 DUPLICATE_BY = {DOM: "domain", TAX: "tax_id"}
 
 

@@ -8,7 +8,7 @@ and fills TOAST placeholders from the last known values.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Union
 
 from streams.debezium_envelope import Change, EnvelopeProblem, decode_json, parse_change
@@ -240,6 +240,7 @@ def _parse(record: RawRecord, mapping: Mapping, topic: str) -> Outcome:
         unavailable=unavailable,
         extra=extra,
         correlation_id=correlation,
+        repair=position["kind"] == "repair",
     )
 
 
@@ -254,6 +255,13 @@ def finish(parsed: Parsed, state: dict | None, captured_ms: int,
     an already applied change is a duplicate and yields nothing.
     """
     last_order = state.get("order") if state else None
+    if parsed.repair:
+        # A repair always lands: its order extends whatever the state holds (see positions.repair_position).
+        seq = parsed.position["order"][-1]
+        if last_order and last_order[-1:] == [seq]:
+            return None, None, Dropped("duplicate")  # this very repair, delivered again
+        order = [*(last_order or [1, 0, 0]), seq]
+        parsed = replace(parsed, position={**parsed.position, "order": order})
     if not is_newer(parsed.position["order"], last_order):
         if list(parsed.position["order"]) != list(last_order):
             return None, None, Dropped("stale")

@@ -21,6 +21,20 @@ def _as_int(value) -> int | None:
 
 
 POLL_CONNECTOR = "trueup-poll"
+REPAIR_CONNECTOR = "trueup-repair"
+
+
+def repair_position(source: dict) -> dict:
+    """A repair re-read from the source by `trueup verify --repair`; its order is fixed against the state it lands on.
+
+    repair_seq (the repair's time in microseconds) is appended to the entity's current order, so a repair wins
+    over what trueup holds, and every later change from the source still wins over the repair.
+    """
+    seq = _as_int(source.get("repair_seq"))
+    if seq is None:
+        raise EnvelopeProblem("malformed envelope: a repair needs source.repair_seq, an integer")
+    return {"kind": "repair", "lsn": None, "tx_id": None, "sequence": None,
+            "cursor": str(source.get("reason") or ""), "order": [seq]}
 
 
 def poll_position(source: dict) -> dict:
@@ -44,6 +58,8 @@ def debezium_position(source: dict, kafka_offset: int) -> dict:
     """
     if source.get("connector") == POLL_CONNECTOR:
         return poll_position(source)
+    if source.get("connector") == REPAIR_CONNECTOR:
+        return repair_position(source)
     marker = str(source.get("snapshot", "false")).lower()
     lsn = _as_int(source.get("lsn"))
     tx_id = _as_int(source.get("txId"))

@@ -12,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from streams.alert_lifecycle import Evidence, Finding
-from streams.join_topology import ACC, BCL, DUPLICATE_BY, ECL, INV, OPP, ORD, SUB, members_of
+from streams.join_topology import ACC, BCL, DUPLICATE_BY, ECL, INV, OPP, ORD, SUB, VFY, members_of
 from streams.projections import ZERO, net_paid, sum_by_currency
 
 
@@ -62,6 +62,7 @@ CATALOG = {
     "duplicate_account": ("low", "two CRM accounts share a normalised domain or tax id"),
     "credit_hold_violation": ("critical", "ERP credit hold while billing invoices or CRM wins new business"),
     "dangling_reference": ("medium", "a cross-system link points at a record that never appears, after SLA"),
+    "state_drift": ("high", "trueup's state of an entity differs from its source (found by verify)"),
 }
 
 
@@ -376,8 +377,31 @@ def dangling_references(bucket_type: str, bucket_id: str, members: dict, cfg: Ru
     return out
 
 
+def state_drift(bucket_id: str, members: dict) -> list[Candidate]:
+    """Drift that `trueup verify` recorded for one entity (bucket id "entity_type:entity_id")."""
+    drift = members.get(("drift", "verify"))
+    if drift is None:
+        return []
+    entity_type, _, entity_id = bucket_id.partition(":")
+    what = {"missing_in_trueup": "is missing in trueup", "extra_in_trueup": "is in trueup but not in the source",
+            "field_differs": "differs from the source"}[drift["kind"]]
+    differing = [c for c in sorted(set(drift["source"] or {}) | set(drift["trueup"] or {}))
+                 if (drift["source"] or {}).get(c) != (drift["trueup"] or {}).get(c)]
+    detail = f" ({', '.join(differing)})" if drift["kind"] == "field_differs" and differing else ""
+    evidence = [Evidence(drift["system"], drift["table"], entity_id, column,
+                         None if (drift["source"] or {}).get(column) is None else str(drift["source"][column]),
+                         f"snapshot:{drift['snapshot_ms']}")
+                for column in (differing or sorted(drift["source"] or {}))[:12]]
+    finding = Finding("state_drift", CATALOG["state_drift"][0], entity_type, entity_id,
+                      f"{entity_type.replace('_', ' ').capitalize()} {entity_id} {what}{detail}", tuple(evidence),
+                      None, drift.get("correlation_id", f"verify-{drift['snapshot_ms']}"))
+    return [Candidate(finding)]
+
+
 def evaluate(bucket_type: str, bucket_id: str, members: dict, cfg: RuleConfig) -> list[Candidate]:
     """Every candidate finding a join bucket holds evidence for."""
+    if bucket_type == VFY:
+        return state_drift(bucket_id, members)
     out: list[Candidate] = []
     if bucket_type == INV:
         out = invoice_rules(bucket_id, members, cfg)
@@ -392,4 +416,4 @@ def evaluate(bucket_type: str, bucket_id: str, members: dict, cfg: RuleConfig) -
     return out
 
 
-RULE_BUCKETS = frozenset({INV, OPP, ORD, ACC, SUB, BCL, ECL})
+RULE_BUCKETS = frozenset({INV, OPP, ORD, ACC, SUB, BCL, ECL, VFY})

@@ -152,6 +152,9 @@ def test_live_responses_validate_against_the_openapi_document(api_stack):
         ("/health", 200, "Health"),
         ("/health?scope=local", 200, "Health"),
         ("/counts", 200, "Counts"),
+        ("/verify/sums?entity_type=invoice&bucket_count=16", 200, "VerifySums"),
+        ("/verify/rows?entity_type=invoice&bucket_count=16&buckets=0,3", 200, "VerifyRows"),
+        ("/verify/sums?entity_type=lead", 400, "Error"),
         ("/alerts?limit=5000", 400, "Error"),
         ("/entities/lead/x", 404, "Error"),
         ("/entities/invoice/no_such_invoice", 404, "Error"),
@@ -168,6 +171,8 @@ def test_live_responses_validate_against_the_openapi_document(api_stack):
     for path in doc["paths"]:
         concrete = path.replace("{entity_type}", "invoice").replace("{name}", "invoice")
         concrete = concrete.replace("{entity_id}", invoice).replace("{projection_id}", invoice)
+        if path.startswith("/verify/"):
+            concrete += "?entity_type=invoice&buckets=1,2"
         got, body, _ = call(w0 + concrete)
         assert got == 200, (path, body)
     assert call(w0 + "/table/")[0] == 404 and call(w0 + "/router/")[0] == 404
