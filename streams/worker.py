@@ -16,6 +16,7 @@ from streams.mapping import load_mapping
 from streams.metrics import WorkerMetrics
 from streams.raw_counts import RawCounts
 from streams.api import QueryApi
+from streams.scheduled_verify import ScheduledVerify
 from streams.health import SlotLag, sources_health
 from streams.watermark_tracker import WatermarkTracker
 from trueup.settings import Settings
@@ -56,6 +57,9 @@ def build_worker_app(settings: Settings, bootstrap: str, index: int, web_port: i
         log.info("raw changes per table: %s", counts.summary())
 
     slots = SlotLag(settings)
+    scheduled = ScheduledVerify(app, settings, mapping, bootstrap)
+    if settings.verify.interval_s > 0:
+        app.timer(interval=settings.verify.interval_s, on_leader=True)(scheduled.run_once)
 
     def local_health() -> dict:
         return {
@@ -63,6 +67,7 @@ def build_worker_app(settings: Settings, bootstrap: str, index: int, web_port: i
             "url": str(app.conf.canonical_url),
             "partitions": sorted(f"{tp.topic}:{tp.partition}" for tp in app.consumer.assignment()),
             "recovery": "done" if app.tables.recovery.completed.is_set() else "recovering",
+            "verify": scheduled.state,
         }
 
     async def source_health() -> dict:

@@ -122,6 +122,14 @@ class RuleSettings(_Section):
     money_tolerance: Decimal = Field(Decimal("0.00"), ge=0, description="differences up to this are equal")
 
 
+class VerifySettings(_Section):
+    """Scheduled verification inside the workers (the leader runs it), and its bucket count."""
+
+    interval_s: float = Field(0.0, ge=0, description="seconds between scheduled runs; 0 turns the schedule off")
+    auto_repair: bool = Field(False, description="repair drift found by scheduled runs")
+    buckets: int = Field(256, ge=1, le=65536)
+
+
 class TopicSettings(_Section):
     events_prefix: str = "trueup.events"
     projections_prefix: str = "trueup.projections"
@@ -145,6 +153,7 @@ class Settings(BaseSettings):
     worker: WorkerSettings = WorkerSettings()
     connect: ConnectSettings = ConnectSettings()
     topics: TopicSettings = TopicSettings()
+    verify: VerifySettings = VerifySettings()
     rules: RuleSettings = RuleSettings()
 
     @field_validator("sources", mode="before")

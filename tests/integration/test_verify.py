@@ -192,3 +192,25 @@ def test_verify_finds_exactly_the_damage_alerts_it_and_repair_restores_the_oracl
             assert projection["status"] == state
         repeat = _verifier(stack).run(entities={"invoice"}, repair=True)
         assert repeat.drift == [] and repeat.repaired == 0
+
+
+def test_the_leader_verifies_on_a_schedule_and_reports_in_health():
+    with running_stack("verify-scheduled", env={"TRUEUP_VERIFY__INTERVAL_S": "3"}) as stack:
+        status = stack.status()
+        with psycopg.connect(status["postgres"]["crm"], autocommit=True) as conn:
+            for n in range(20):
+                conn.execute("INSERT INTO accounts (id, name, status) VALUES (%s, 'Scheduled', 'prospect')",
+                             (f"ACC-SCHED{n:02d}",))
+        support.wait_caught_up(stack, int(time.time() * 1000))
+        started = time.time()
+
+        def verified():
+            state = support.get_json(status["api"]["url"] + "/health?scope=local")["verify"]
+            return state if state["last"] and state.get("started_at", 0) > started else None
+
+        state = wait_until(verified, bool, 90, "a scheduled verify run after the rows arrived")
+        assert state["last_error"] is None and state["scheduled_every_s"] == 3
+        assert state["last"]["drift"] == 0 and state["last"]["rows_fetched_row_level"] == 0
+        with psycopg.connect(status["postgres"]["crm"]) as conn:
+            accounts = conn.execute("SELECT count(*) FROM accounts").fetchone()[0]
+        assert state["last"]["rows_checked"] >= accounts >= 20
