@@ -22,6 +22,7 @@ from confluent_kafka import Producer
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from connectors.debezium_runner import kafka_producer
 from connectors.poll_envelopes import debezium_value, encode, record_key
 from streams.joins import Message
 from streams.mapping import Mapping
@@ -223,7 +224,9 @@ class Verifier:
                   and (not entities or e in entities)]
         for entity_type in chosen:
             summary.drift += self.check(entity_type, summary, since)
-        producer = Producer({"bootstrap.servers": self.bootstrap, "enable.idempotence": True, "acks": "all"})
+        # Murmur2 like Kafka Connect and Faust: repairs land in their row's raw partition, findings in the
+        # links partition that owns their bucket.
+        producer = kafka_producer(self.bootstrap, 5)
         summary.resolved = self.report(summary.drift, set(chosen), producer)
         if repair and summary.drift:
             for source in sorted({d["source"] for d in summary.drift}):

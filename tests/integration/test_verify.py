@@ -181,7 +181,7 @@ def test_verify_finds_exactly_the_damage_alerts_it_and_repair_restores_the_oracl
         support.wait_caught_up(stack, int(time.time() * 1000))
 
         again = _verifier(stack).run(entities={"invoice"})
-        assert again.drift == [] and again.resolved == len(expected_alerts)
+        assert again.drift == [] and again.resolved == len(expected_alerts), json.dumps(again.drift, default=str)[:3000]
         wait_until(lambda: support.latest(support.alert_records(bootstrap)),
                    lambda a: all(a[k]["status"] == "resolved" for k in expected_alerts), 60, "drift alerts resolved")
         oracle = _invoices(dsn, tag)
