@@ -13,8 +13,6 @@ from __future__ import annotations
 import http.client
 import json
 import logging
-import random
-import threading
 import time
 import urllib.error
 import urllib.parse
@@ -22,13 +20,11 @@ import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
 
-from connectors.cursor_store import AckedProducer, CursorStore
-from connectors.debezium_runner import kafka_producer
 from connectors.poll_config import ApiPollConfig
-from connectors.poll_envelopes import encode, envelope, heartbeat, record_key
-from connectors.sql_poller import backoff_s
-from connectors.status import ConnectorStatus, StatusWriter
-from streams.mapping import HEARTBEAT_TABLE, Mapping
+from connectors.poll_envelopes import encode, envelope, record_key
+from connectors.poller_base import PollerBase, backoff_s
+from connectors.status import StatusWriter
+from streams.mapping import Mapping
 
 log = logging.getLogger(__name__)
 FEED = "events"
@@ -70,23 +66,12 @@ def event_envelope(event: dict, config: ApiPollConfig, mapping: Mapping, now_ms:
     return table, record_key(spec.key, row), value
 
 
-class ApiPoller:
+class ApiPoller(PollerBase):
     def __init__(self, config: ApiPollConfig, mapping: Mapping, token: str | None, bootstrap: str,
                  cursor_topic: str, work_dir: Path, linger_ms: int = 5) -> None:
-        if config.source not in mapping.sources:
-            raise ValueError(f"source {config.source} is not in the mapping")
-        unknown = sorted(set(config.objects.values()) - set(mapping.sources[config.source].tables))
-        if unknown:
-            raise ValueError(f"tables {', '.join(unknown)} are not mapped for source {config.source}")
+        super().__init__("poll-api", config.source, config.objects.values(), mapping, bootstrap, cursor_topic,
+                         work_dir, linger_ms)
         self.config, self.mapping, self.token = config, mapping, token
-        self.spec = mapping.sources[config.source]
-        self.producer = AckedProducer(kafka_producer(bootstrap, linger_ms))
-        self.cursors = CursorStore(bootstrap, cursor_topic, f"poll-api/{config.source}", self.producer)
-        self.status = ConnectorStatus(name=config.source)
-        self.status_path = work_dir / "status.json"
-        work_dir.mkdir(parents=True, exist_ok=True)
-        self.stop = threading.Event()
-        self.rng = random.Random()
         self.cursor: str | None = None
         self._last_request = 0.0
 
@@ -140,11 +125,6 @@ class ApiPoller:
         self.status.rows_per_poll = len(events)
         return bool(page.get("has_more")) and bool(events)
 
-    def heartbeat(self, seen_up_to: datetime) -> None:
-        key, value = heartbeat(self.config.source, "api", self.spec.schema_, seen_up_to)
-        self.producer.produce(self.spec.topic(HEARTBEAT_TABLE), key, value)
-        self.producer.flush(30.0, "heartbeat")
-
     def run(self) -> int:
         writer = StatusWriter(self.status, self.status_path)
         writer.start()
@@ -157,15 +137,14 @@ class ApiPoller:
                 try:
                     while self.fetch_page() and not self.stop.is_set():
                         pass
-                    self.heartbeat(started)
+                    self.emit_heartbeat("api", started)
                     self.status.phase, self.status.error, attempt = "streaming", None, 0
                     self.status.last_poll_at = time.time()
                     self.status.last_event_time_ms = int(started.timestamp() * 1000)
                     self.stop.wait(self.config.interval_s)
                 except (RetryLater, urllib.error.HTTPError, TimeoutError) as exc:
                     attempt += 1
-                    self.status.errors += 1
-                    self.status.error = str(exc)
+                    self.failed(str(exc))
                     after = getattr(exc, "after_s", None)
                     delay = after if after is not None else backoff_s(attempt, self.config.max_backoff_s, self.rng)
                     log.warning("poll failed (attempt %d): %s; retrying in %.2fs", attempt, exc, delay)

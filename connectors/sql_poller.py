@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
-import threading
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -22,41 +20,23 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from connectors.cursor_store import AckedProducer, CursorStore
-from connectors.debezium_runner import kafka_producer
 from connectors.poll_config import SqlPollConfig
-from connectors.poll_envelopes import debezium_value, encode, envelope, heartbeat, record_key
-from connectors.status import ConnectorStatus, StatusWriter
+from connectors.poll_envelopes import debezium_value, encode, envelope, record_key
+from connectors.poller_base import PollerBase, backoff_s
+from connectors.status import StatusWriter
 from state.topic_end import read_to_end
-from streams.mapping import HEARTBEAT_TABLE, Mapping, SourceMapping
+from streams.mapping import Mapping
 
 log = logging.getLogger(__name__)
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
-def backoff_s(attempt: int, cap_s: float, rng: random.Random) -> float:
-    """Exponential backoff with full jitter: a random wait up to min(cap, 0.2 s x 2^attempt)."""
-    return rng.uniform(0, min(cap_s, 0.2 * (2 ** min(attempt, 16))))
-
-
-class SqlPoller:
+class SqlPoller(PollerBase):
     def __init__(self, config: SqlPollConfig, mapping: Mapping, dsn: str, bootstrap: str, cursor_topic: str,
                  work_dir: Path, linger_ms: int = 5) -> None:
-        if config.source not in mapping.sources:
-            raise ValueError(f"source {config.source} is not in the mapping")
+        super().__init__("poll-sql", config.source, config.tables, mapping, bootstrap, cursor_topic, work_dir,
+                         linger_ms)
         self.config, self.dsn = config, dsn
-        self.spec: SourceMapping = mapping.sources[config.source]
-        unknown = sorted(set(config.tables) - set(self.spec.tables))
-        if unknown:
-            raise ValueError(f"tables {', '.join(unknown)} are not mapped for source {config.source}")
-        self.bootstrap = bootstrap
-        self.producer = AckedProducer(kafka_producer(bootstrap, linger_ms))
-        self.cursors = CursorStore(bootstrap, cursor_topic, f"poll-sql/{config.source}", self.producer)
-        self.status = ConnectorStatus(name=config.source)
-        self.status_path = work_dir / "status.json"
-        work_dir.mkdir(parents=True, exist_ok=True)
-        self.stop = threading.Event()
-        self.rng = random.Random()
         self.positions: dict[str, dict] = {}
         self.known: dict[str, set[tuple]] = {t: set() for t in config.tables}
         self._last_keyset = 0.0
@@ -166,11 +146,6 @@ class SqlPoller:
             self.known[table] -= vanished
         return len(vanished)
 
-    def heartbeat(self, conn: psycopg.Connection, seen_up_to: datetime) -> None:
-        key, value = heartbeat(self.config.source, conn.info.dbname, self.spec.schema_, seen_up_to)
-        self.producer.produce(self.spec.topic(HEARTBEAT_TABLE), key, value)
-        self.producer.flush(30.0, "heartbeat")
-
     def cycle(self, conn: psycopg.Connection) -> int:
         started = conn.execute("SELECT now()").fetchone()["now"]
         conn.commit()
@@ -180,7 +155,7 @@ class SqlPoller:
                         if self.config.tables[t].soft_delete_column is None)
             self._last_keyset = time.monotonic()
         # Rows committed later than the cycle's start minus the lookback can still appear with older times.
-        self.heartbeat(conn, started - timedelta(seconds=self.config.lookback_s))
+        self.emit_heartbeat(conn.info.dbname, started - timedelta(seconds=self.config.lookback_s))
         self.status.last_poll_at, self.status.rows_per_poll = time.time(), rows
         self.status.records += rows
         self.status.last_event_time_ms = int(started.timestamp() * 1000)
@@ -204,8 +179,7 @@ class SqlPoller:
                     self.stop.wait(self.config.interval_s)
                 except (psycopg.Error, TimeoutError, OSError) as exc:
                     attempt += 1
-                    self.status.errors += 1
-                    self.status.error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc) else ''}"
+                    self.failed(f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc) else ''}")
                     log.warning("poll failed (attempt %d): %s", attempt, self.status.error)
                     if conn is not None:
                         conn.close()

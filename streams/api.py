@@ -181,22 +181,26 @@ class QueryApi:
 
     async def _gather(self, request: web.Request) -> list[dict]:
         """Every other worker's page for the same query (each already limited and after the cursor)."""
-        peers = self._peers()
         query = {**request.query, "scope": "local"}
-        headers = {"Authorization": request.headers["Authorization"]} if "Authorization" in request.headers else {}
 
         async def one(host: URL) -> list[dict]:
             try:
-                async with self.app.http_client.get(host.with_path("/alerts").with_query(query), headers=headers,
-                                                    timeout=PEER_TIMEOUT_S) as resp:
-                    if resp.status != 200:
-                        raise Unavailable(f"worker {host} answered {resp.status}")
-                    return (await resp.json())["items"]
-            except (ClientError, asyncio.TimeoutError, ValueError, KeyError) as exc:
+                status, body = await self._peer_get(request, host, "/alerts", query)
+            except (ClientError, asyncio.TimeoutError, ValueError) as exc:
                 raise Unavailable(f"worker {host} did not answer") from exc
+            if status != 200 or not isinstance(body, dict) or "items" not in body:
+                raise Unavailable(f"worker {host} answered {status}")
+            return body["items"]
 
-        pages = await asyncio.gather(*(one(h) for h in peers))
+        pages = await asyncio.gather(*(one(h) for h in self._peers()))
         return [r for p in pages for r in p]
+
+    async def _peer_get(self, request: web.Request, host: URL, path: str, query: dict) -> tuple[int, object]:
+        """(status, JSON body) of a GET to another worker, passing the caller's token along."""
+        headers = {"Authorization": request.headers["Authorization"]} if "Authorization" in request.headers else {}
+        async with self.app.http_client.get(host.with_path(path).with_query(query), headers=headers,
+                                            timeout=PEER_TIMEOUT_S) as resp:
+            return resp.status, (await resp.json() if resp.status == 200 else None)
 
     def _peers(self) -> list[URL]:
         hosts = {URL(h) for h in self.app.router.external_topics_metadata()}
@@ -208,12 +212,9 @@ class QueryApi:
         entity_type = request.query.get("entity_type", "")
         if entity_type not in self.specs:
             raise BadParameter("entity_type", f"must be one of {', '.join(sorted(self.specs))}")
-        try:
-            buckets = int(request.query.get("bucket_count", "256"))
-            newer_than = int(request.query.get("newer_than_ms", str(2**62)))
-            since = int(request.query["since_ms"]) if request.query.get("since_ms") else None
-        except ValueError as exc:
-            raise BadParameter("bucket_count", "must be integers (bucket_count, newer_than_ms, since_ms)") from exc
+        buckets = _int_param(request, "bucket_count", 256)
+        newer_than = _int_param(request, "newer_than_ms", 2**62)
+        since = _int_param(request, "since_ms", None)
         if not 1 <= buckets <= 65536:
             raise BadParameter("bucket_count", "must be from 1 to 65536")
         return entity_type, buckets, newer_than, since
@@ -283,17 +284,13 @@ class QueryApi:
         me = self.local_health()
         if scope == "local":
             return web.json_response(me)
-        headers = {"Authorization": request.headers["Authorization"]} if "Authorization" in request.headers else {}
 
         async def one(host: URL) -> dict:
             try:
-                async with self.app.http_client.get(host.with_path("/health").with_query({"scope": "local"}),
-                                                    headers=headers, timeout=PEER_TIMEOUT_S) as resp:
-                    if resp.status == 200:
-                        return await resp.json()
-                    return {"url": str(host), "recovery": "unknown", "error": f"answered {resp.status}"}
+                status, body = await self._peer_get(request, host, "/health", {"scope": "local"})
             except (ClientError, asyncio.TimeoutError, ValueError) as exc:
                 return {"url": str(host), "recovery": "unknown", "error": f"unreachable: {type(exc).__name__}"}
+            return body if status == 200 else {"url": str(host), "recovery": "unknown", "error": f"answered {status}"}
 
         peers = await asyncio.gather(*(one(h) for h in self._peers()))
         workers = sorted([me, *peers], key=lambda w: (w.get("worker", 1 << 30), w.get("url", "")))
@@ -325,3 +322,13 @@ def register(app: faust.App, api: QueryApi, extra: dict[str, Callable] | None = 
 
 def _epoch_ms(value) -> int:
     return int(value.timestamp() * 1000) if isinstance(value, datetime) else int(value or 0)
+
+
+def _int_param(request: web.Request, name: str, default: int | None) -> int | None:
+    text = request.query.get(name)
+    if not text:
+        return default
+    try:
+        return int(text)
+    except ValueError:
+        raise BadParameter(name, "must be an integer") from None

@@ -12,7 +12,7 @@ import pytest
 from connectors.api_poller import event_envelope, parse_time
 from connectors.poll_config import ApiPollConfig, PollConfigError, load_poll_config
 from connectors.poll_envelopes import debezium_value, encode, envelope, record_key
-from connectors.sql_poller import backoff_s
+from connectors.poller_base import backoff_s
 from streams.debezium_envelope import EnvelopeProblem
 from streams.mapping import load_mapping
 from streams.normalizer import Parsed, RawRecord, finish, parse
