@@ -78,7 +78,13 @@ def stop(pid: int | None, timeout: float = 15.0, group: bool = True) -> None:
             break
         time.sleep(0.1)
     _signal(pid, signal.SIGKILL, group)
-    _reap(pid)
+    # A killed process takes a moment to go: return only once it has, so "stopped" means gone.
+    gone_by = time.monotonic() + 5.0
+    while time.monotonic() < gone_by:
+        _reap(pid)
+        if not alive(pid):
+            break
+        time.sleep(0.05)
 
 
 def _signal(pid: int, sig: int, group: bool) -> None:
