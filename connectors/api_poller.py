@@ -66,6 +66,14 @@ def event_envelope(event: dict, config: ApiPollConfig, mapping: Mapping, now_ms:
     return table, record_key(spec.key, row), value
 
 
+def page_cursor(events: list[dict]) -> str | None:
+    """The id to continue after: the page's last event, or its newest by (`created`, id) if the page came reordered."""
+    created = [e.get("created") for e in events]
+    if all(isinstance(c, (int, float)) for c in created) and any(a > b for a, b in zip(created, created[1:])):
+        return max(events, key=lambda e: (e["created"], str(e.get("id"))))["id"]
+    return events[-1].get("id")
+
+
 class ApiPoller(PollerBase):
     def __init__(self, config: ApiPollConfig, mapping: Mapping, token: str | None, bootstrap: str,
                  cursor_topic: str, work_dir: Path, linger_ms: int = 5) -> None:
@@ -117,7 +125,7 @@ class ApiPoller(PollerBase):
                 table, key, value = next(iter(self.config.objects.values())), None, {"unmappable_event": event}
             self.producer.produce(self.spec.topic(table), key, encode(value))
         if events:
-            last = events[-1].get("id")
+            last = page_cursor(events)
             self.cursors.commit(FEED, {"after": last})
             self.cursor = last
             self.status.cursors[FEED] = last

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from connectors.api_poller import event_envelope, parse_time
+from connectors.api_poller import event_envelope, page_cursor, parse_time
 from connectors.poll_config import ApiPollConfig, PollConfigError, load_poll_config
 from connectors.poll_envelopes import debezium_value, encode, envelope, record_key
 from connectors.poller_base import backoff_s
@@ -106,3 +106,14 @@ def test_envelopes_are_json_debezium_shaped():
     doc = json.loads(encode(envelope("p", "db", "public", "t", "u", None, {"id": 1}, AT, 3, 9)))
     assert set(doc) == {"before", "after", "source", "op", "ts_ms"}
     assert doc["source"]["connector"] == "trueup-poll" and doc["source"]["ts_ms"] == 1795168800123
+
+
+def test_page_cursor_is_the_last_event_of_an_ordered_page():
+    page = [{"id": "evt_b", "created": 10}, {"id": "evt_a", "created": 10}, {"id": "evt_c", "created": 11}]
+    assert page_cursor(page) == "evt_c"
+    assert page_cursor(page[:2]) == "evt_a"  # feed order, not id order, when nothing says the page was reordered
+
+
+def test_page_cursor_of_a_reordered_page_is_its_newest_event():
+    page = [{"id": "evt_3", "created": 12}, {"id": "evt_2", "created": 11}, {"id": "evt_1", "created": 11}]
+    assert page_cursor(page) == "evt_3"
