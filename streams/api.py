@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import hmac
 import pickle
-from datetime import datetime
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -34,8 +33,10 @@ from streams.queries import (
 )
 from streams.mapping import ENTITY_TYPES, load_mapping
 from streams.queries import to_json
-from streams.verify_core import bucket_of, row_text, source_values, state_row_hash, text_hash
+from streams.verify_core import bucket_of, source_values
 from streams.verify_specs import entity_specs
+from streams.verify_sums import LiveSums, entity_row, is_coarsening
+from streams.values import epoch_ms
 from trueup.settings import PROJECT_ROOT, Settings
 
 log = logging.getLogger(__name__)
@@ -88,8 +89,8 @@ def guard(token: str | None) -> Callable:
 
 class QueryApi:
     def __init__(self, app: faust.App, settings: Settings, buckets, alert_index, local_health: Callable[[], dict],
-                 source_health: Callable) -> None:
-        self.app, self.buckets, self.alert_index = app, buckets, alert_index
+                 source_health: Callable, live_sums: LiveSums) -> None:
+        self.app, self.buckets, self.alert_index, self.live_sums = app, buckets, alert_index, live_sums
         self.specs = entity_specs(settings, load_mapping(settings.mapping))
         self.local_health, self.source_health = local_health, source_health
         self.events_prefix = settings.topics.events_prefix
@@ -219,58 +220,85 @@ class QueryApi:
             raise BadParameter("bucket_count", "must be from 1 to 65536")
         return entity_type, buckets, newer_than, since
 
-    def _local_rows(self, entity_type: str, since_ms: int | None = None):
-        """(entity id, fields, source ms) of every live entity of one type on this worker's partitions.
+    def _wanted(self, request: web.Request) -> set[int] | None:
+        text = request.query.get("buckets")
+        if not text:
+            return None
+        try:
+            return {int(b) for b in text.split(",") if b}
+        except ValueError as exc:
+            raise BadParameter("buckets", "a comma-separated list of bucket numbers") from exc
 
-        since_ms keeps rows whose updated_at is at or after it, as the SQL side filters (trueup/verify_sql.py).
+    def _local_rows(self, entity_type: str, since_ms: int | None = None):
+        """(entity id, fields, row hash, source ms) of every entity of one type here; fields and hash None if deleted.
+
+        since_ms keeps rows whose updated_at is at or after it, as the SQL side filters (trueup/verify_sql.py);
+        it drops tombstones, whose updated_at is gone.
         """
         prefix = f"{entity_type}|".encode()
         for key, raw in self.buckets.table.items():
             if raw is None or not key.startswith(prefix):
                 continue
-            entity_id = key[len(prefix):].decode()
-            me = (pickle.loads(raw)["members"].get(("self", entity_id)) or {})
-            if me.get("deleted", True) or not me.get("data"):
+            state = pickle.loads(raw)
+            row = entity_row(key.decode(), state, {entity_type: self.specs[entity_type][2]})
+            if row is None:
                 continue
-            data = me["data"]
-            changed = data["fields"].get("updated_at")
-            if since_ms is not None and changed is not None and _epoch_ms(changed) < since_ms:
-                continue
-            yield entity_id, data["fields"], _epoch_ms(data["source_ts"])
+            entity_id, source_ms = row[1], row[3]
+            fields = None if row[2] is None else state["members"][("self", entity_id)]["data"]["fields"]
+            if since_ms is not None:
+                changed = None if fields is None else fields.get("updated_at")
+                if fields is None or (changed is not None and epoch_ms(changed) < since_ms):
+                    continue
+            yield entity_id, fields, row[2], source_ms
+
+    def _sums_ready(self) -> bool:
+        return self.live_sums.built_for == frozenset(self.app.consumer.assignment())
 
     async def verify_sums(self, request: web.Request) -> web.Response:
-        """{bucket: [rows, sum of row hashes]} over this worker's state, and buckets holding rows newer than asked."""
+        """{bucket: [rows, sum of row hashes]} over this worker's state, and buckets holding rows newer than asked.
+
+        Answered from the sums kept on every write when it can (no since filter, a power-of-two bucket count,
+        sums built for the current assignment); otherwise by a scan of the local state.
+        """
         entity_type, buckets, newer_than, since = self._verify_params(request)
+        wanted = self._wanted(request)
         self._ready()
-        spec = self.specs[entity_type][2]
+        if since is None and is_coarsening(buckets) and self._sums_ready():
+            rows, sums, newer = self.live_sums.answer(entity_type, buckets, wanted, newer_than)
+            return web.json_response({"rows": rows, "buckets": {str(b): v for b, v in sums.items()},
+                                      "newer": newer, "from": "live"})
         sums: dict[int, list[int]] = {}
-        newer: set[int] = set()
+        newer_set: set[int] = set()
         rows = 0
-        for entity_id, fields, source_ms in self._local_rows(entity_type, since):
+        for entity_id, fields, row_hash, source_ms in self._local_rows(entity_type, since):
             b = bucket_of(entity_id, buckets)
+            if wanted is not None and b not in wanted:
+                continue
+            if source_ms > newer_than:
+                newer_set.add(b)
+            if fields is None:
+                continue
             entry = sums.setdefault(b, [0, 0])
             entry[0] += 1
-            entry[1] += state_row_hash(fields, spec)
+            entry[1] += row_hash
             rows += 1
-            if source_ms > newer_than:
-                newer.add(b)
         return web.json_response({"rows": rows, "buckets": {str(b): v for b, v in sums.items()},
-                                  "newer": sorted(newer)})
+                                  "newer": sorted(newer_set), "from": "scan"})
 
     async def verify_rows(self, request: web.Request) -> web.Response:
-        """The rows of some buckets, for row-level comparison: {id: [hash, source ms, source columns]}."""
+        """The rows of some buckets, for row-level comparison: {id: [hash, source ms, source columns]}.
+
+        A deleted entity comes as [null, delete's source ms, null], so a delete after the snapshot is no drift.
+        """
         entity_type, buckets, _, since = self._verify_params(request)
-        try:
-            wanted = {int(b) for b in request.query.get("buckets", "").split(",") if b}
-        except ValueError as exc:
-            raise BadParameter("buckets", "a comma-separated list of bucket numbers") from exc
+        wanted = self._wanted(request) or set()
         self._ready()
         spec = self.specs[entity_type][2]
         out = {}
-        for entity_id, fields, source_ms in self._local_rows(entity_type, since):
+        for entity_id, fields, row_hash, source_ms in self._local_rows(entity_type, since):
             if bucket_of(entity_id, buckets) in wanted:
-                values = source_values(fields, spec)
-                out[entity_id] = [text_hash(row_text(values, spec)), source_ms, to_json(values)]
+                values = None if fields is None else to_json(source_values(fields, spec))
+                out[entity_id] = [row_hash, source_ms, values]
         return web.json_response({"rows": out})
 
     async def health_view(self, request: web.Request) -> web.Response:
@@ -318,10 +346,6 @@ def register(app: faust.App, api: QueryApi, extra: dict[str, Callable] | None = 
     route("/verify/rows", api.verify_rows)
     for path, handler in (extra or {}).items():
         route(path, handler)
-
-
-def _epoch_ms(value) -> int:
-    return int(value.timestamp() * 1000) if isinstance(value, datetime) else int(value or 0)
 
 
 def _int_param(request: web.Request, name: str, default: int | None) -> int | None:

@@ -25,6 +25,7 @@ from streams.joins import IGNORED, REPLAYED, Message, apply, live_members, split
 from streams.mapping import ENTITY_TYPES
 from streams.rules import RULE_BUCKETS, RuleConfig, evaluate
 from streams.topics import PROJECTIONS, links_topic
+from streams.verify_sums import LiveSums
 from trueup.settings import Settings
 
 PROJECTION_SCHEMA = "trueup.projections.Projection"
@@ -39,8 +40,10 @@ class Recheck:
 
 
 class JoinAgents:
-    def __init__(self, app: faust.App, settings: Settings, encoder: Encoder, metrics, watermarks) -> None:
+    def __init__(self, app: faust.App, settings: Settings, encoder: Encoder, metrics, watermarks,
+                 live_sums: LiveSums) -> None:
         self.app, self.encoder, self.metrics, self.watermarks = app, encoder, metrics, watermarks
+        self.live_sums = live_sums
         self.rules = RuleConfig.from_settings(settings.rules)
         self.deadlines = Deadlines()
         self.alerts_topic_name = settings.topics.alerts
@@ -58,13 +61,14 @@ class JoinAgents:
 
     async def process(self, message: Message, source: tuple) -> None:
         key = message.bucket.encode()
-        state, out, status = apply(self.buckets.get(key), message, join_topology.emits, projections.projector,
-                                   source=source)
+        before = self.buckets.get(key)
+        state, out, status = apply(before, message, join_topology.emits, projections.projector, source=source)
         self.metrics.join_messages.labels(status).inc()
         sends: list[tuple[str, dict]] = []
         if status != IGNORED:
             state, sends = self._judge(message.bucket, state, resend=status == REPLAYED)
         self.buckets.set(key, state)
+        self.live_sums.replace(message.bucket, before, state)
         for link in out.links:
             await self.links.send(key=link.bucket.encode(), value=pickle.dumps(link, protocol=4))
         for name, pid, record in out.projections:
@@ -114,12 +118,19 @@ class JoinAgents:
             await self.links.send(key=bucket.encode(), value=pickle.dumps(Recheck(bucket), protocol=4))
         return len(due)
 
-    def rebuild_deadlines(self) -> int:
-        """After an assignment changes: the deadlines of the buckets this worker now holds, from their state."""
+    def rebuild_from_state(self, assignment: frozenset) -> int:
+        """After an assignment changes: the deadlines and verify sums of the buckets this worker now holds.
+
+        One scan of the local state; returns the number of deadlines.
+        """
         self.deadlines.clear()
+        self.live_sums.clear()
         for key, state in self.buckets.items():
+            bucket = key.decode() if isinstance(key, bytes) else key
             for system, at in state.get("waiting", ()):
-                self.deadlines.add(system, at, key.decode() if isinstance(key, bytes) else key)
+                self.deadlines.add(system, at, bucket)
+            self.live_sums.add_state(bucket, state)
+        self.live_sums.built_for = assignment
         return len(self.deadlines)
 
 
@@ -127,8 +138,9 @@ def _correlation(record: dict | None) -> list[tuple[str, bytes]]:
     return [("correlation_id", (record or {}).get("correlation_id", "").encode())]
 
 
-def register(app: faust.App, settings: Settings, encoder: Encoder, metrics, watermarks) -> JoinAgents:
-    joins = JoinAgents(app, settings, encoder, metrics, watermarks)
+def register(app: faust.App, settings: Settings, encoder: Encoder, metrics, watermarks,
+             live_sums: LiveSums) -> JoinAgents:
+    joins = JoinAgents(app, settings, encoder, metrics, watermarks, live_sums)
     events = app.topic(*[f"{settings.topics.events_prefix}.{e}" for e in ENTITY_TYPES],
                        key_serializer="raw", value_serializer="raw")
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from streams.identity_keys import domain_key, tax_key
 from streams.joins import Message, bucket_key
+from streams.values import epoch_ms
 
 INV, SUB, ORD, OPP, BCL, ECL, ACC = "INV", "SUB", "ORD", "OPP", "BCL", "ECL", "ACC"
 DOM, TAX = "DOM", "TAX"
@@ -46,6 +47,7 @@ def entity_message(event: dict) -> Message:
         order=list(event["position"]["order"]),
         deleted=deleted,
         data=data,
+        at_ms=epoch_ms(event["source_ts"]) if deleted else None,
     )
 
 

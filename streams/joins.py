@@ -39,6 +39,7 @@ class Message:
     order: list
     deleted: bool = False
     data: dict | None = None
+    at_ms: int | None = None  # a delete's source commit time, kept on the tombstone (verify reads it)
 
 
 @dataclass
@@ -84,6 +85,8 @@ def apply(state: dict | None, message: Message, emits: Emits, projector: Project
         state = {**state, "members": dict(state["members"])}
         member = {"order": list(message.order), "deleted": message.deleted,
                   "data": None if message.deleted else message.data}
+        if message.deleted and message.at_ms is not None:
+            member["at_ms"] = message.at_ms
         if source is not _ANY:
             member["source"] = source
         state["members"][message.member] = member

@@ -136,3 +136,8 @@ def scalar_from(raw, column: str, kind: str, schema_name: str | None = None):
     elif kind in ("timestamp", "timestamptz"):
         return timestamp_from(raw, column, schema_name)
     raise ValueProblem(f"schema drift: column {column} declared {kind} arrived as {type(raw).__name__} {raw!r}")
+
+
+def epoch_ms(value) -> int:
+    """Milliseconds since the epoch of a datetime, or an int taken as already in milliseconds (None is 0)."""
+    return int(value.timestamp() * 1000) if isinstance(value, datetime) else int(value or 0)

@@ -79,10 +79,11 @@ class Drift:
     trueup: dict | None
 
 
-def classify(source_rows: dict[str, int], trueup_rows: dict[str, tuple[int, int]], snapshot_ms: int) -> dict:
+def classify(source_rows: dict[str, int], trueup_rows: dict[str, tuple[int | None, int]], snapshot_ms: int) -> dict:
     """{key: kind} of drift between a bucket's source rows {key: hash} and trueup's {key: (hash, source ms)}.
 
-    A row trueup holds from a change committed after the source snapshot is not drift: the snapshot is older.
+    trueup's hash is None for an entity it holds as deleted. A row trueup holds from a change (or delete)
+    committed after the source snapshot is not drift: the snapshot is older.
     """
     out: dict[str, str] = {}
     for key in source_rows.keys() | trueup_rows.keys():
@@ -90,13 +91,24 @@ def classify(source_rows: dict[str, int], trueup_rows: dict[str, tuple[int, int]
         if mine is not None and mine[1] > snapshot_ms:
             continue
         theirs = source_rows.get(key)
-        if mine is None:
-            out[key] = "missing_in_trueup"
+        if mine is None or mine[0] is None:
+            if theirs is not None:
+                out[key] = "missing_in_trueup"
         elif theirs is None:
             out[key] = "extra_in_trueup"
         elif theirs != mine[0]:
             out[key] = "field_differs"
     return out
+
+
+def differing(source: dict[int, tuple[int, int]], trueup: dict[int, tuple[int, int]]) -> set[int]:
+    """Buckets whose (rows, sum of hashes) differ between the source and trueup."""
+    return {b for b in source.keys() | trueup.keys() if tuple(source.get(b, (0, 0))) != tuple(trueup.get(b, (0, 0)))}
+
+
+def split(buckets: set[int], level: int, finer: int) -> set[int]:
+    """The buckets at count `finer` that make up `buckets` at count `level` (both powers of two, finer >= level)."""
+    return {b + i * level for b in buckets for i in range(finer // level)}
 
 
 def merge_sums(parts: list[dict[int, tuple[int, int]]]) -> dict[int, tuple[int, int]]:

@@ -17,6 +17,8 @@ from streams.metrics import WorkerMetrics
 from streams.raw_counts import RawCounts
 from streams.api import QueryApi
 from streams.scheduled_verify import ScheduledVerify
+from streams.verify_specs import entity_specs
+from streams.verify_sums import LiveSums
 from streams.health import SlotLag, sources_health
 from streams.watermark_tracker import WatermarkTracker
 from trueup.settings import Settings
@@ -32,7 +34,9 @@ def build_worker_app(settings: Settings, bootstrap: str, index: int, web_port: i
     encoder = Encoder(settings.kafka.schema_registry_url)
     normalize_agent.register(app, settings, mapping, metrics, counts, encoder, normalize_agent.worker_name(index))
     watermarks = WatermarkTracker(app, settings, mapping)
-    joins = join_agent.register(app, settings, encoder, metrics, watermarks)
+    specs = {entity: spec for entity, (_, _, spec) in entity_specs(settings, mapping).items()}
+    live_sums = LiveSums(specs)
+    joins = join_agent.register(app, settings, encoder, metrics, watermarks, live_sums)
     last_assignment: list[frozenset] = [frozenset()]
 
     @app.timer(interval=settings.worker.watermark_interval_s)
@@ -42,7 +46,10 @@ def build_worker_app(settings: Settings, bootstrap: str, index: int, web_port: i
         now_assigned = frozenset(app.consumer.assignment())
         if now_assigned != last_assignment[0]:
             last_assignment[0] = now_assigned
-            log.info("rebuilt %d alert deadlines for the new assignment", joins.rebuild_deadlines())
+            started = time.monotonic()
+            deadlines = joins.rebuild_from_state(now_assigned)
+            log.info("rebuilt %d alert deadlines and the verify sums for the new assignment in %.1fs",
+                     deadlines, time.monotonic() - started)
         await watermarks.tick()
         await joins.send_due_rechecks()
         for system, mark in watermarks.marks.items():
@@ -81,7 +88,7 @@ def build_worker_app(settings: Settings, bootstrap: str, index: int, web_port: i
         body, content_type = metrics.render()
         return web.Response(body=body, headers={"Content-Type": content_type})
 
-    query_api = QueryApi(app, settings, joins.buckets, joins.alert_index, local_health, source_health)
+    query_api = QueryApi(app, settings, joins.buckets, joins.alert_index, local_health, source_health, live_sums)
     api.register(app, query_api, {"/counts": counts_view, "/metrics": metrics_view})
     return app
 

@@ -523,7 +523,8 @@ def query_health(obj: Context, url: str | None, as_json: bool) -> None:
 @click.option("--since", type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]), default=None,
               help="Only rows changed since then (UTC).")
 @click.option("--repair", is_flag=True, help="Re-read drifted rows and send them through the pipeline as repairs.")
-@click.option("--buckets", type=click.IntRange(1, 65536), default=256, show_default=True, help="Key buckets.")
+@click.option("--buckets", type=click.Choice([str(1 << n) for n in range(17)]), default="256", show_default=True,
+              callback=lambda ctx, param, value: int(value), help="Top-level key buckets (bisected when they differ).")
 @click.option("--url", default=None, help="A worker's API URL (default: the running stack's worker 0).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary and drift as JSON.")
 @click.pass_obj
@@ -533,7 +534,7 @@ def verify(obj: Context, systems, entities, since, repair, buckets, url, as_json
     from datetime import timezone
 
     from rich.console import Console
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from streams.mapping import load_mapping
     from trueup.verify import Verifier
@@ -543,12 +544,16 @@ def verify(obj: Context, systems, entities, since, repair, buckets, url, as_json
     status = stack.status()
     token = settings.api.token.get_secret_value() if settings.api.token else None
     console = Console(stderr=True)
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
-                  disable=as_json) as progress:
+    with Progress(SpinnerColumn(), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+                  TimeElapsedColumn(), console=console, disable=as_json) as progress:
         task = progress.add_task("verify", total=None)
+
+        def step(text: str) -> None:
+            done, total = verifier.tables_done
+            progress.update(task, description=text, completed=done, total=total or None)
+
         verifier = Verifier(settings, load_mapping(settings.mapping), url or obj.api_url(), status["postgres"],
-                            obj.bootstrap(), buckets=buckets, token=token,
-                            progress=lambda text: progress.update(task, description=text))
+                            obj.bootstrap(), buckets=buckets, token=token, progress=step)
         try:
             summary = verifier.run(set(systems) or None, set(entities) or None, repair,
                                    Path(settings.data_dir).resolve() / "verify" / "repairs.jsonl",
@@ -562,7 +567,8 @@ def verify(obj: Context, systems, entities, since, repair, buckets, url, as_json
     for d in summary.drift:
         click.echo(f"drift {d['kind']:18} {d['entity_type']}/{d['entity_id']}")
     click.echo(f"checked {result['rows_checked']} rows in {len(result['tables'])} tables, {result['buckets']} buckets "
-               f"({result['buckets_differing']} differing, {result['rows_fetched_row_level']} rows fetched row by "
+               f"({result['buckets_differing']} differing, {result['bisections']} bisection step(s), "
+               f"{result['rows_fetched_row_level']} rows fetched row by "
                f"row); drift {result['drift']} {result['drift_by_kind'] or ''}; repaired {result['repaired']}; "
                f"{result['alerts_resolved']} drift alert(s) resolved; {result['elapsed_s']} s, "
                f"{result['rows_per_s']} rows/s")

@@ -127,7 +127,14 @@ class VerifySettings(_Section):
 
     interval_s: float = Field(0.0, ge=0, description="seconds between scheduled runs; 0 turns the schedule off")
     auto_repair: bool = Field(False, description="repair drift found by scheduled runs")
-    buckets: int = Field(256, ge=1, le=65536)
+    buckets: int = Field(256, ge=1, le=65536, description="top-level key buckets; a power of two, for bisection")
+
+    @field_validator("buckets")
+    @classmethod
+    def _power_of_two(cls, value: int) -> int:
+        if value & (value - 1):
+            raise ValueError(f"must be a power of two (a differing bucket is bisected), not {value}")
+        return value
 
 
 class TopicSettings(_Section):

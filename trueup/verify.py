@@ -29,13 +29,16 @@ from streams.mapping import Mapping
 from streams.positions import REPAIR_CONNECTOR
 from streams.queries import to_json
 from streams.topics import links_topic
-from streams.verify_core import classify, merge_sums
+from streams.verify_core import classify, differing, merge_sums, split
+from streams.verify_sums import FINE_BUCKETS, is_coarsening
 from streams.verify_specs import entity_specs
 from trueup import verify_sql
 from trueup.query import fetch
 from trueup.settings import Settings
 
 PAGE = 2000
+ROW_LEVEL_ROWS = 256  # suspect buckets holding more rows than this are split before any row is fetched
+BISECT_FACTOR = 16
 
 
 @dataclass
@@ -43,6 +46,7 @@ class Summary:
     rows_checked: int = 0
     buckets: int = 0
     buckets_differing: int = 0
+    bisections: int = 0
     rows_fetched_row_level: int = 0
     drift: list[dict] = field(default_factory=list)
     repaired: int = 0
@@ -59,7 +63,8 @@ class Summary:
         for d in self.drift:
             by_kind[d["kind"]] = by_kind.get(d["kind"], 0) + 1
         return {"rows_checked": self.rows_checked, "buckets": self.buckets,
-                "buckets_differing": self.buckets_differing, "rows_fetched_row_level": self.rows_fetched_row_level,
+                "buckets_differing": self.buckets_differing, "bisections": self.bisections,
+                "rows_fetched_row_level": self.rows_fetched_row_level,
                 "drift": len(self.drift), "drift_by_kind": by_kind, "repaired": self.repaired,
                 "alerts_resolved": self.resolved, "elapsed_s": round(self.elapsed_s, 3),
                 "rows_per_s": round(self.rows_per_s, 1), "tables": self.tables}
@@ -69,8 +74,11 @@ class Verifier:
     def __init__(self, settings: Settings, mapping: Mapping, api_url: str, dsns: dict[str, str], bootstrap: str,
                  buckets: int = 256, token: str | None = None, progress=None, wait_s: float = 180.0) -> None:
         self.settings, self.mapping, self.api_url, self.dsns = settings, mapping, api_url, dsns
+        if not is_coarsening(buckets):
+            raise ValueError(f"bucket count must be a power of two up to {FINE_BUCKETS}, not {buckets}")
         self.bootstrap, self.buckets, self.token, self.wait_s = bootstrap, buckets, token, wait_s
         self.progress = progress or (lambda *a, **k: None)
+        self.tables_done = (0, 0)  # (entity types checked, to check), for a progress bar
         self.specs = entity_specs(settings, mapping)
 
     # ---- talking to the workers ------------------------------------------------------------------
@@ -98,11 +106,34 @@ class Verifier:
 
     # ---- one entity type ---------------------------------------------------------------------------
 
+    def _source_sums(self, conn, schema: str, table: str, spec, level: int, within: tuple[int, set[int]] | None,
+                     since) -> dict[int, tuple[int, int]]:
+        query = verify_sql.sums_query(schema, table, spec, level, None if within is None else within[0])
+        params = [*verify_sql.since_params(spec, since)]
+        if within is not None:
+            params.append(sorted(within[1]))
+        return {r["b"]: (r["count"], int(r["sum"])) for r in conn.execute(query, params)}
+
+    def _trueup_sums(self, workers: list[str], entity_type: str, level: int, wanted: set[int] | None,
+                     snapshot_ms: int, since_ms: int | None) -> tuple[dict[int, tuple[int, int]], set[int]]:
+        parts, newer = [], set()
+        for url in workers:
+            params = {"entity_type": entity_type, "bucket_count": level, "newer_than_ms": snapshot_ms,
+                      "since_ms": since_ms}
+            if wanted is not None:
+                params["buckets"] = ",".join(map(str, sorted(wanted)))
+            body = self._get(url, "/verify/sums", params)
+            parts.append({int(b): tuple(v) for b, v in body["buckets"].items()})
+            newer |= set(body["newer"])
+        return merge_sums(parts), newer
+
     def check(self, entity_type: str, summary: Summary, since: datetime | None = None) -> list[dict]:
+        """Drift of one entity type: bucket sums, bisection of the suspect buckets, rows of the last ones."""
         source, table, spec = self.specs[entity_type]
         schema = self.mapping.sources[source].schema_
         system = self.mapping.sources[source].system
         summary.tables.append(f"{source}.{table}")
+        since_ms = None if since is None else int(since.timestamp() * 1000)
         with psycopg.connect(self.dsns[source], row_factory=dict_row) as conn:
             conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
             # The first statement fixes the snapshot; its time is what trueup must have processed.
@@ -111,29 +142,33 @@ class Verifier:
             self.progress(f"{entity_type}: waiting for {source}'s watermark to pass the snapshot")
             self._wait_processed(source, snapshot_ms)
             self.progress(f"{entity_type}: bucket checksums")
-            since_ms = None if since is None else int(since.timestamp() * 1000)
-            src = {r["b"]: (r["count"], int(r["sum"])) for r in conn.execute(
-                verify_sql.sums_query(schema, table, spec, self.buckets), verify_sql.since_params(spec, since))}
             workers = self._workers()
-            parts, newer = [], set()
-            for url in workers:
-                body = self._get(url, "/verify/sums", {"entity_type": entity_type, "bucket_count": self.buckets,
-                                                        "newer_than_ms": snapshot_ms, "since_ms": since_ms})
-                parts.append({int(b): tuple(v) for b, v in body["buckets"].items()})
-                newer |= set(body["newer"])
-            mine = merge_sums(parts)
+            level = self.buckets
+            src = self._source_sums(conn, schema, table, spec, level, None, since)
+            mine, newer = self._trueup_sums(workers, entity_type, level, None, snapshot_ms, since_ms)
             summary.rows_checked += sum(c for c, _ in src.values())
-            summary.buckets += self.buckets
-            differing = sorted({b for b in set(src) | set(mine) if src.get(b) != mine.get(b)} | newer)
-            summary.buckets_differing += len(differing)
-            if not differing:
+            summary.buckets += level
+            suspects = differing(src, mine) | newer
+            summary.buckets_differing += len(suspects)
+            # Bisect while the suspects hold more rows than a row-level look should fetch.
+            while suspects and level < FINE_BUCKETS and since is None and \
+                    sum(max(src.get(b, (0, 0))[0], mine.get(b, (0, 0))[0]) for b in suspects) > ROW_LEVEL_ROWS:
+                finer = min(level * BISECT_FACTOR, FINE_BUCKETS)
+                self.progress(f"{entity_type}: {len(suspects)} bucket(s) differ; splitting them {finer // level} ways")
+                wanted = split(suspects, level, finer)
+                src = self._source_sums(conn, schema, table, spec, finer, (level, suspects), since)
+                mine, newer = self._trueup_sums(workers, entity_type, finer, wanted, snapshot_ms, since_ms)
+                suspects, level = (differing(src, mine) | newer) & wanted, finer
+                summary.bisections += 1
+            if not suspects:
                 return []
-            self.progress(f"{entity_type}: {len(differing)} bucket(s) differ; comparing their rows")
+            self.progress(f"{entity_type}: comparing the rows of {len(suspects)} bucket(s)")
+            suspect_list = sorted(suspects)
             source_rows: dict[str, tuple[int, dict]] = {}
             last = ""
             while True:
-                page = conn.execute(verify_sql.rows_query(schema, table, spec, self.buckets),
-                                    [*verify_sql.since_params(spec, since), differing, last, PAGE]).fetchall()
+                page = conn.execute(verify_sql.rows_query(schema, table, spec, level),
+                                    [*verify_sql.since_params(spec, since), suspect_list, last, PAGE]).fetchall()
                 for r in page:
                     source_rows[r["id"]] = (r["h"], {c: r[c] for c in spec.columns})
                 summary.rows_fetched_row_level += len(page)
@@ -142,8 +177,8 @@ class Verifier:
                 last = page[-1]["id"]
         trueup_rows: dict[str, list] = {}
         for url in workers:
-            body = self._get(url, "/verify/rows", {"entity_type": entity_type, "bucket_count": self.buckets,
-                                                    "buckets": ",".join(map(str, differing)), "since_ms": since_ms})
+            body = self._get(url, "/verify/rows", {"entity_type": entity_type, "bucket_count": level,
+                                                    "buckets": ",".join(map(str, suspect_list)), "since_ms": since_ms})
             trueup_rows.update(body["rows"])
         kinds = classify({k: h for k, (h, _) in source_rows.items()},
                          {k: (v[0], v[1]) for k, v in trueup_rows.items()}, snapshot_ms)
@@ -222,8 +257,11 @@ class Verifier:
                   if self.settings.has_database(source)
                   and (not systems or self.mapping.sources[source].system in systems)
                   and (not entities or e in entities)]
-        for entity_type in chosen:
+        for done, entity_type in enumerate(chosen):
+            self.tables_done = (done, len(chosen))
             summary.drift += self.check(entity_type, summary, since)
+        self.tables_done = (len(chosen), len(chosen))
+        self.progress("reporting drift")
         # Murmur2 like Kafka Connect and Faust: repairs land in their row's raw partition, findings in the
         # links partition that owns their bucket.
         producer = kafka_producer(self.bootstrap, 5)

@@ -58,10 +58,17 @@ def since_params(spec: TableMapping, since) -> list:
     return [since] if SINCE_COLUMN not in spec.columns else [since, since]
 
 
-def sums_query(schema: str, table: str, spec: TableMapping, buckets: int) -> sql.Composable:
-    """One row per key bucket: (bucket, rows, sum of row hashes); the table is never fetched row by row."""
+def sums_query(schema: str, table: str, spec: TableMapping, buckets: int,
+               parent_level: int | None = None) -> sql.Composable:
+    """One row per key bucket: (bucket, rows, sum of row hashes); the table is never fetched row by row.
+
+    With parent_level, a parameter follows the since filter's: the buckets at that coarser count to split.
+    """
+    where = since_filter(spec)
+    if parent_level is not None:
+        where = sql.SQL("{} AND {} = ANY(%s)").format(where, bucket(spec, parent_level))
     return sql.SQL("SELECT b, count(*), sum(h) FROM (SELECT {} AS b, {} AS h FROM {}.{} WHERE {}) t GROUP BY b").format(
-        bucket(spec, buckets), row_hash(spec), sql.Identifier(schema), sql.Identifier(table), since_filter(spec))
+        bucket(spec, buckets), row_hash(spec), sql.Identifier(schema), sql.Identifier(table), where)
 
 
 def rows_query(schema: str, table: str, spec: TableMapping, buckets: int) -> sql.Composable:

@@ -10,9 +10,11 @@ from streams.verify_core import (
     NULL,
     bucket_of,
     classify,
+    differing,
     merge_sums,
     row_text,
     source_values,
+    split,
     state_row_hash,
     text_hash,
 )
@@ -69,3 +71,19 @@ def test_drift_classes_and_rows_newer_than_the_snapshot():
 
 def test_worker_sums_add_up():
     assert merge_sums([{1: (2, 10)}, {1: (1, -3), 2: (1, 5)}]) == {1: (3, 7), 2: (1, 5)}
+
+
+def test_a_delete_after_the_snapshot_is_no_drift_and_an_older_one_is():
+    assert classify({"a": 1, "b": 2}, {"a": (None, 900), "b": (None, 100)}, snapshot_ms=500) == {
+        "b": "missing_in_trueup"}
+    assert classify({}, {"gone": (None, 100)}, snapshot_ms=500) == {}
+
+
+def test_differing_buckets_and_their_split():
+    assert differing({1: (2, 10), 2: (1, 5)}, {1: (2, 10), 3: (1, 1)}) == {2, 3}
+    assert differing({4: (0, 0)}, {}) == set()
+    assert split({3}, 4, 16) == {3, 7, 11, 15}
+    # every key of a split bucket falls into one of its parts
+    keys = [f"k{i}" for i in range(2000)]
+    parts = split({5}, 16, 256)
+    assert {k for k in keys if bucket_of(k, 16) == 5} == {k for k in keys if bucket_of(k, 256) in parts}
