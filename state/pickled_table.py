@@ -25,6 +25,19 @@ class PickledTable:
     def set(self, key: bytes, value) -> None:
         self.table[key] = pickle.dumps(value, protocol=4)
 
+    def active_partitions(self) -> set[int]:
+        """The table partitions this worker serves as active (standbys excluded)."""
+        topic = self.table.changelog_topic.get_topic_name()
+        return {tp.partition for tp in self.table.app.assignor.assigned_actives() if tp.topic == topic}
+
+    def partition_items(self, partition: int):
+        """(key, value) of one partition's entries, from its own RocksDB; a scan, for rebuilds only."""
+        store = self.table.data
+        db = store._db_for_partition(partition)  # Faust keeps one RocksDB per partition; no public view of one
+        for raw_key, raw in store._visible_items(db):
+            if raw is not None:
+                yield store._decode_key(raw_key), pickle.loads(store._decode_value(raw))
+
     def items(self):
         """(key, value) of every entry this worker holds; a scan, for rare rebuilds only."""
         for key, raw in self.table.items():

@@ -251,8 +251,6 @@ class QueryApi:
                     continue
             yield entity_id, fields, row[2], source_ms
 
-    def _sums_ready(self) -> bool:
-        return self.live_sums.built_for == frozenset(self.app.consumer.assignment())
 
     async def verify_sums(self, request: web.Request) -> web.Response:
         """{bucket: [rows, sum of row hashes]} over this worker's state, and buckets holding rows newer than asked.
@@ -263,8 +261,9 @@ class QueryApi:
         entity_type, buckets, newer_than, since = self._verify_params(request)
         wanted = self._wanted(request)
         self._ready()
-        if since is None and is_coarsening(buckets) and self._sums_ready():
-            rows, sums, newer = self.live_sums.answer(entity_type, buckets, wanted, newer_than)
+        partitions = self.buckets.active_partitions()
+        if since is None and is_coarsening(buckets) and self.live_sums.ready(partitions):
+            rows, sums, newer = self.live_sums.answer(entity_type, buckets, wanted, newer_than, partitions)
             return web.json_response({"rows": rows, "buckets": {str(b): v for b, v in sums.items()},
                                       "newer": newer, "from": "live"})
         sums: dict[int, list[int]] = {}

@@ -10,6 +10,7 @@ writes its state.
 
 from __future__ import annotations
 
+import asyncio
 import pickle
 import time
 from dataclasses import dataclass
@@ -68,7 +69,7 @@ class JoinAgents:
         if status != IGNORED:
             state, sends = self._judge(message.bucket, state, resend=status == REPLAYED)
         self.buckets.set(key, state)
-        self.live_sums.replace(message.bucket, before, state)
+        self.live_sums.replace(source[1], message.bucket, before, state)
         for link in out.links:
             await self.links.send(key=link.bucket.encode(), value=pickle.dumps(link, protocol=4))
         for name, pid, record in out.projections:
@@ -118,20 +119,25 @@ class JoinAgents:
             await self.links.send(key=bucket.encode(), value=pickle.dumps(Recheck(bucket), protocol=4))
         return len(due)
 
-    def rebuild_from_state(self, assignment: frozenset) -> int:
+    async def rebuild_from_state(self) -> tuple[int, int]:
         """After an assignment changes: the deadlines and verify sums of the buckets this worker now holds.
 
-        One scan of the local state; returns the number of deadlines.
+        One partition at a time, yielding to the event loop between them so heartbeats and the agents go on;
+        returns (deadlines, entity rows counted).
         """
         self.deadlines.clear()
-        self.live_sums.clear()
-        for key, state in self.buckets.items():
-            bucket = key.decode() if isinstance(key, bytes) else key
-            for system, at in state.get("waiting", ()):
-                self.deadlines.add(system, at, bucket)
-            self.live_sums.add_state(bucket, state)
-        self.live_sums.built_for = assignment
-        return len(self.deadlines)
+        self.live_sums.forget(None)
+        rows = 0
+        for partition in sorted(self.buckets.active_partitions()):
+            def items(partition=partition):
+                for key, state in self.buckets.partition_items(partition):
+                    bucket = key.decode() if isinstance(key, bytes) else key
+                    for system, at in state.get("waiting", ()):
+                        self.deadlines.add(system, at, bucket)
+                    yield bucket, state
+            rows += self.live_sums.build(partition, items())
+            await asyncio.sleep(0)
+        return len(self.deadlines), rows
 
 
 def _correlation(record: dict | None) -> list[tuple[str, bytes]]:

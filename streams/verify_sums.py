@@ -39,57 +39,74 @@ def entity_row(bucket_key: str, state: dict | None, specs: dict[str, TableMappin
 
 
 class LiveSums:
-    """{entity type: {fine bucket: [rows, sum of row hashes, newest source ms]}} over this worker's partitions."""
+    """{partition: {entity type: {fine bucket: [rows, sum of row hashes, newest source ms]}}} of this worker.
+
+    Kept per table partition so a rebuild can go one partition at a time: writes to a partition not yet
+    rebuilt are skipped (its scan will read them), writes to a rebuilt one are applied.
+    """
 
     def __init__(self, specs: dict[str, TableMapping]) -> None:
         self.specs = specs
-        self.sums: dict[str, dict[int, list[int]]] = {e: {} for e in specs}
-        self.built_for: frozenset | None = None  # the assignment the sums cover; None until built
+        self.sums: dict[int, dict[str, dict[int, list[int]]]] = {}
 
-    def clear(self) -> None:
-        self.sums = {e: {} for e in self.specs}
-        self.built_for = None
+    def ready(self, partitions) -> bool:
+        return all(p in self.sums for p in partitions)
 
-    def _add(self, row, sign: int) -> None:
+    def forget(self, keep) -> None:
+        """Drop every partition not in keep (revoked), and forget the rest too if keep is None."""
+        self.sums = {} if keep is None else {p: v for p, v in self.sums.items() if p in keep}
+
+    @staticmethod
+    def _add(part: dict, row, sign: int) -> None:
         entity_type, entity_id, row_hash, source_ms = row
-        entry = self.sums[entity_type].setdefault(bucket_of(entity_id, FINE_BUCKETS), [0, 0, 0])
+        entry = part.setdefault(entity_type, {}).setdefault(bucket_of(entity_id, FINE_BUCKETS), [0, 0, 0])
         if row_hash is not None:
             entry[0] += sign
             entry[1] += sign * row_hash
         entry[2] = max(entry[2], source_ms)
 
-    def add_state(self, bucket_key: str, state: dict | None) -> None:
-        """Count a bucket read from the state (a rebuild)."""
-        row = entity_row(bucket_key, state, self.specs)
-        if row is not None:
-            self._add(row, 1)
+    def build(self, partition: int, items) -> int:
+        """Count one partition afresh from its (bucket key, state) pairs; returns the entity rows seen."""
+        part: dict = {}
+        seen = 0
+        for bucket_key, state in items:
+            row = entity_row(bucket_key, state, self.specs)
+            if row is not None:
+                self._add(part, row, 1)
+                seen += 1
+        self.sums[partition] = part
+        return seen
 
-    def replace(self, bucket_key: str, before: dict | None, after: dict | None) -> None:
-        """A bucket was written: take its old row out and put its new one in."""
+    def replace(self, partition: int, bucket_key: str, before: dict | None, after: dict | None) -> None:
+        """A bucket of a partition was written: take its old row out and put its new one in."""
+        part = self.sums.get(partition)
+        if part is None:
+            return  # not rebuilt yet: its scan will read the state as written now
         old = entity_row(bucket_key, before, self.specs)
         new = entity_row(bucket_key, after, self.specs)
         if old == new:
             return
         if old is not None and old[2] is not None:
-            self._add(old, -1)
+            self._add(part, old, -1)
         if new is not None:
-            self._add(new, 1)
+            self._add(part, new, 1)
 
-    def answer(self, entity_type: str, buckets: int, wanted: set[int] | None,
-               newer_than_ms: int) -> tuple[int, dict[int, list[int]], list[int]]:
-        """(rows, {bucket: [rows, sum]}, buckets changed after newer_than_ms) at a power-of-two bucket count."""
+    def answer(self, entity_type: str, buckets: int, wanted: set[int] | None, newer_than_ms: int,
+               partitions) -> tuple[int, dict[int, list[int]], list[int]]:
+        """(rows, {bucket: [rows, sum]}, buckets changed after newer_than_ms) over some rebuilt partitions."""
         out: dict[int, list[int]] = {}
         newer: set[int] = set()
         rows = 0
-        for fine, (count, total, newest) in self.sums[entity_type].items():
-            b = fine % buckets
-            if wanted is not None and b not in wanted:
-                continue
-            if newest > newer_than_ms:
-                newer.add(b)
-            if count:
-                entry = out.setdefault(b, [0, 0])
-                entry[0] += count
-                entry[1] += total
-                rows += count
+        for p in partitions:
+            for fine, (count, total, newest) in self.sums[p].get(entity_type, {}).items():
+                b = fine % buckets
+                if wanted is not None and b not in wanted:
+                    continue
+                if newest > newer_than_ms:
+                    newer.add(b)
+                if count:
+                    entry = out.setdefault(b, [0, 0])
+                    entry[0] += count
+                    entry[1] += total
+                    rows += count
         return rows, {b: v for b, v in out.items() if v[0]}, sorted(newer)

@@ -47,9 +47,9 @@ def build_worker_app(settings: Settings, bootstrap: str, index: int, web_port: i
         if now_assigned != last_assignment[0]:
             last_assignment[0] = now_assigned
             started = time.monotonic()
-            deadlines = joins.rebuild_from_state(now_assigned)
-            log.info("rebuilt %d alert deadlines and the verify sums for the new assignment in %.1fs",
-                     deadlines, time.monotonic() - started)
+            deadlines, rows = await joins.rebuild_from_state()
+            log.info("rebuilt %d alert deadlines and the verify sums of %d rows for the new assignment in %.1fs",
+                     deadlines, rows, time.monotonic() - started)
         await watermarks.tick()
         await joins.send_due_rechecks()
         for system, mark in watermarks.marks.items():
