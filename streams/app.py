@@ -35,6 +35,8 @@ def create_app(settings: Settings, bootstrap: str, index: int, web_port: int) ->
         topic_partitions=settings.kafka.partitions,
         topic_replication_factor=settings.kafka.replication_factor,
         producer_linger=settings.kafka.producer_linger_ms / 1000.0,
+        producer_max_batch_size=settings.kafka.producer_batch_bytes,
+        consumer_max_fetch_size=settings.kafka.fetch_max_bytes,
         table_standby_replicas=settings.worker.standby_replicas,
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=settings.worker.commit_interval_s,

@@ -35,6 +35,8 @@ class KafkaSettings(_Section):
     session_timeout_s: float = Field(10.0, gt=0, le=300)
     heartbeat_interval_s: float = Field(2.0, gt=0, le=60)
     producer_linger_ms: int = Field(20, ge=0, le=5000)
+    producer_batch_bytes: int = Field(256 * 1024, ge=16 * 1024, description="workers' producer batch size")
+    fetch_max_bytes: int = Field(16 * 1024 * 1024, ge=1024 * 1024, description="workers' fetch size per partition")
 
     @field_validator("bootstrap")
     @classmethod

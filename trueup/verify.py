@@ -47,6 +47,7 @@ class Summary:
     buckets: int = 0
     buckets_differing: int = 0
     bisections: int = 0
+    waited_s: float = 0.0  # for the watermarks to pass the snapshots (trueup catching up), inside elapsed_s
     rows_fetched_row_level: int = 0
     drift: list[dict] = field(default_factory=list)
     repaired: int = 0
@@ -64,6 +65,7 @@ class Summary:
             by_kind[d["kind"]] = by_kind.get(d["kind"], 0) + 1
         return {"rows_checked": self.rows_checked, "buckets": self.buckets,
                 "buckets_differing": self.buckets_differing, "bisections": self.bisections,
+                "waited_s": round(self.waited_s, 3),
                 "rows_fetched_row_level": self.rows_fetched_row_level,
                 "drift": len(self.drift), "drift_by_kind": by_kind, "repaired": self.repaired,
                 "alerts_resolved": self.resolved, "elapsed_s": round(self.elapsed_s, 3),
@@ -140,7 +142,9 @@ class Verifier:
             snapshot_ms = conn.execute("SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS t"
                                        ).fetchone()["t"]
             self.progress(f"{entity_type}: waiting for {source}'s watermark to pass the snapshot")
+            waiting = time.monotonic()
             self._wait_processed(source, snapshot_ms)
+            summary.waited_s += time.monotonic() - waiting
             self.progress(f"{entity_type}: bucket checksums")
             workers = self._workers()
             level = self.buckets
