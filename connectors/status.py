@@ -27,6 +27,7 @@ class ConnectorStatus:
     last_poll_at: float | None = None
     rows_per_poll: int | None = None
     errors: int = 0  # transient errors retried so far
+    metrics_url: str | None = None  # where this process serves Prometheus /metrics
 
     def write(self, path: Path) -> None:
         self.updated_at = time.time()

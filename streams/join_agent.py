@@ -11,6 +11,7 @@ writes its state.
 from __future__ import annotations
 
 import asyncio
+import logging
 import pickle
 import time
 from dataclasses import dataclass
@@ -22,12 +23,16 @@ from streams import join_topology, projections
 from streams.alerting import judge
 from streams.deadlines import Deadlines
 from streams.encoding import Encoder
-from streams.joins import IGNORED, REPLAYED, Message, apply, live_members, split_key
+from streams.joins import APPLIED, IGNORED, REPLAYED, Message, apply, live_members, split_key
 from streams.mapping import ENTITY_TYPES
 from streams.rules import RULE_BUCKETS, RuleConfig, evaluate
 from streams.topics import PROJECTIONS, links_topic
+from streams.values import epoch_ms
 from streams.verify_sums import LiveSums
+from trueup.logs import correlation
 from trueup.settings import Settings
+
+log = logging.getLogger(__name__)
 
 PROJECTION_SCHEMA = "trueup.projections.Projection"
 ALERT_SCHEMA = "trueup.alerts.Alert"
@@ -61,10 +66,16 @@ class JoinAgents:
                                         "Latest record of every alert, keyed rule_id|entity_type|entity_id")
 
     async def process(self, message: Message, source: tuple) -> None:
+        data = message.data or {}
+        source_ms = epoch_ms(data["source_ts"]) if data.get("source_ts") is not None else None
+        if data.get("correlation_id"):
+            correlation.set(data["correlation_id"])
         key = message.bucket.encode()
         before = self.buckets.get(key)
         state, out, status = apply(before, message, join_topology.emits, projections.projector, source=source)
         self.metrics.join_messages.labels(status).inc()
+        if source_ms is not None and status == APPLIED:
+            self.metrics.latency.labels("joined").observe(max(0.0, time.time() - source_ms / 1000))
         sends: list[tuple[str, dict]] = []
         if status != IGNORED:
             state, sends = self._judge(message.bucket, state, resend=status == REPLAYED)
@@ -78,6 +89,8 @@ class JoinAgents:
             await self.outputs[name].send(key=pid.encode(), value=value, headers=_correlation(record))
             self.metrics.projections_out.labels(name, "tombstone" if record is None else "update").inc()
         await self._send_alerts(sends)
+        if sends and source_ms is not None:
+            self.metrics.latency.labels("alerted").observe(max(0.0, time.time() - source_ms / 1000))
 
     async def recheck(self, bucket: str) -> None:
         key = bucket.encode()
@@ -109,9 +122,20 @@ class JoinAgents:
 
     async def _send_alerts(self, sends: list[tuple[str, dict]]) -> None:
         for alert_key, record in sends:
+            # The alert names the change behind it, whichever message (a link, a recheck) made it fire.
+            log.info("alert %s %s: %s", alert_key, record["status"], record.get("message"),
+                     extra={"correlation_id": record.get("correlation_id") or correlation.get()})
             value = self.encoder.encode(self.alerts_topic_name, ALERT_SCHEMA, record)
             await self.alerts.send(key=alert_key.encode(), value=value, headers=_correlation(record))
             self.metrics.alerts_out.labels(record["rule_id"], record["status"]).inc()
+
+    def open_alerts_by_rule(self) -> dict[str, int]:
+        """Open alerts among this worker's partitions, per rule (a scan of the alert index, at scrape time)."""
+        out: dict[str, int] = {}
+        for _, record in self.alert_index.items():
+            if record.get("status") == "open":
+                out[record["rule_id"]] = out.get(record["rule_id"], 0) + 1
+        return out
 
     async def send_due_rechecks(self) -> int:
         due = self.deadlines.due(self.watermarks.marks)
@@ -153,6 +177,7 @@ def register(app: faust.App, settings: Settings, encoder: Encoder, metrics, wate
     @app.agent(events, name="join_entities")
     async def join_entities(stream):
         async for event in stream.events():
+            correlation.set(None)
             m = event.message
             _, canonical = encoder.decode(m.value)
             await joins.process(join_topology.entity_message(canonical), (m.topic, m.partition, m.offset))
@@ -160,6 +185,7 @@ def register(app: faust.App, settings: Settings, encoder: Encoder, metrics, wate
     @app.agent(joins.links, name="join_links")
     async def join_links(stream):
         async for event in stream.events():
+            correlation.set(None)
             m = event.message
             message = pickle.loads(m.value)
             if isinstance(message, Recheck):

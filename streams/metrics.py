@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+
+LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, float("inf"))
 
 
 class WorkerMetrics:
@@ -50,6 +53,35 @@ class WorkerMetrics:
         self.alerts_waiting = Gauge(
             "trueup_alert_checks_waiting", "Bucket checks waiting for a source's watermark", ["source"],
             registry=self.registry,
+        )
+
+        self.records_in = Counter(
+            "trueup_records_in", "Records this worker consumed, per topic", ["topic"], registry=self.registry
+        )
+        self.records_out = Counter(
+            "trueup_records_out", "Records this worker produced, per topic (changelogs included)", ["topic"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "trueup_processing_latency_seconds",
+            "Source commit to this stage: normalized (canonical event sent), joined (bucket written), "
+            "alerted (alert sent)",
+            ["stage"], buckets=LATENCY_BUCKETS, registry=self.registry,
+        )
+        self.consumer_lag = Gauge(
+            "trueup_consumer_lag", "Records not yet committed by the group, from true end offsets, per topic",
+            ["topic"], registry=self.registry,
+        )
+        self.open_alerts = Gauge(
+            "trueup_open_alerts", "Open alerts held by this worker's partitions, per rule", ["rule_id"],
+            registry=self.registry,
+        )
+        self.verify_drift = Gauge(
+            "trueup_verify_drift", "Drift found by the last scheduled verify run, per kind", ["kind"],
+            registry=self.registry,
+        )
+        self.verify_rows = Gauge(
+            "trueup_verify_rows_checked", "Rows the last scheduled verify run checked", registry=self.registry
         )
 
     def render(self) -> tuple[bytes, str]:

@@ -19,6 +19,7 @@ from streams.metrics import WorkerMetrics
 from streams.normalizer import Control, DeadLetter, Parsed, RawRecord, finish, parse
 from streams.raw_counts import RawCounts
 from streams.topics import raw_control_topics, raw_data_topics
+from trueup.logs import correlation
 from trueup.settings import Settings
 
 log = logging.getLogger("trueup.normalize")
@@ -64,6 +65,7 @@ def register(app: faust.App, settings: Settings, mapping: Mapping, metrics: Work
 
     async def normalize(stream):
         async for event in stream.events():
+            correlation.set(None)
             message = event.message
             headers = _headers(message)
             record = RawRecord(
@@ -98,6 +100,8 @@ def register(app: faust.App, settings: Settings, mapping: Mapping, metrics: Work
             previous = state.get(key)
             canonical, new_state, dropped = finish(outcome, previous, int(time.time() * 1000),
                                                    (message.topic, record.partition, record.offset))
+            if canonical is not None:
+                correlation.set(canonical["correlation_id"])
             if dropped is not None:
                 metrics.duplicates.labels(outcome.source, dropped.reason).inc()
                 if canonical is None:
@@ -114,6 +118,7 @@ def register(app: faust.App, settings: Settings, mapping: Mapping, metrics: Work
                 headers=[("correlation_id", canonical["correlation_id"].encode()),
                          ("idempotency_key", canonical["idempotency_key"].encode())],
             )
+            metrics.latency.labels("normalized").observe(max(0.0, time.time() - canonical["source_ts"] / 1000))
             if new_state is not None:
                 state.set(key, new_state)
                 metrics.events_out.labels(outcome.source, outcome.entity_type).inc()

@@ -43,6 +43,7 @@ class WatermarkTracker:
         self.partitions = [(s.name, p) for s in specs if s.name in wanted for p in range(s.partitions)]
         self.raw_system = {t: system for system, topics in self.stages.raw.items() for t in topics}
         self.updated_ms: dict[str, int] = {}
+        self.lag: dict[str, int] = {}  # topic -> records past the group's committed offsets (true ends)
         self.last_error: str | None = None
         self._admin: AIOKafkaAdminClient | None = None
 
@@ -70,6 +71,10 @@ class WatermarkTracker:
             await self._drop_admin()
             return {}
         self.last_error = None
+        lag: dict[str, int] = {}
+        for (topic, partition), end in ends.items():
+            lag[topic] = lag.get(topic, 0) + max(0, end - committed.get((topic, partition), 0))
+        self.lag = lag
         moved = self.core.step(committed, ends, newest)
         now = int(time.time() * 1000)
         for system in moved:

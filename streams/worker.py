@@ -19,7 +19,9 @@ from streams.raw_counts import RawCounts
 from streams.api import QueryApi
 from streams.scheduled_verify import ScheduledVerify
 from streams.verify_specs import entity_specs
+from streams.topic_sensor import TopicCounts
 from streams.verify_sums import LiveSums
+from trueup import logs
 from streams.health import SlotLag, sources_health
 from streams.watermark_tracker import WatermarkTracker
 from trueup.settings import Settings
@@ -32,6 +34,7 @@ def build_worker_app(settings: Settings, bootstrap: str, index: int, web_port: i
     app = create_app(settings, bootstrap, index, web_port)
     counts = RawCounts(mapping, settings.enabled_sources)
     metrics = WorkerMetrics()
+    app.sensors.add(TopicCounts(metrics))
     encoder = Encoder(settings.kafka.schema_registry_url)
     normalize_agent.register(app, settings, mapping, metrics, counts, encoder, normalize_agent.worker_name(index))
     watermarks = WatermarkTracker(app, settings, mapping)
@@ -53,6 +56,8 @@ def build_worker_app(settings: Settings, bootstrap: str, index: int, web_port: i
                      deadlines, rows, time.monotonic() - started)
         await watermarks.tick()
         await joins.send_due_rechecks()
+        for topic, lag in watermarks.lag.items():
+            metrics.consumer_lag.labels(topic).set(lag)
         for system, mark in watermarks.marks.items():
             if mark >= 0:
                 metrics.watermark_age.labels(system).set((time.time() * 1000 - mark) / 1000)
@@ -86,6 +91,16 @@ def build_worker_app(settings: Settings, bootstrap: str, index: int, web_port: i
         return web.json_response({"worker": index, "tables": counts.as_rows()})
 
     async def metrics_view(request: web.Request) -> web.Response:
+        metrics.open_alerts.clear()
+        for rule_id, count in joins.open_alerts_by_rule().items():
+            metrics.open_alerts.labels(rule_id).set(count)
+        last = scheduled.state.get("last")
+        if last:
+            metrics.verify_drift.clear()
+            for kind, count in {"missing_in_trueup": 0, "extra_in_trueup": 0, "field_differs": 0,
+                                **last["drift_by_kind"]}.items():
+                metrics.verify_drift.labels(kind).set(count)
+            metrics.verify_rows.set(last["rows_checked"])
         body, content_type = metrics.render()
         return web.Response(body=body, headers={"Content-Type": content_type})
 
@@ -99,9 +114,10 @@ def run_worker(settings: Settings, bootstrap: str, index: int, web_port: int, lo
     app = build_worker_app(settings, bootstrap, index, web_port)
 
     @app.task
-    async def trim_logging() -> None:
-        # The worker may leave the root logger at DEBUG; then every library debug call builds a record.
-        logging.getLogger().setLevel(loglevel.upper())
+    async def configure_logging() -> None:
+        # After the worker set up its own handlers: JSON (or text) with correlation ids, and the root logger
+        # back at our level (left at DEBUG, every library debug call would build a record).
+        logs.apply(settings.log.format, loglevel)
 
     worker = faust.Worker(app, loglevel=loglevel, redirect_stdouts=False)
     worker.execute_from_commandline()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from pathlib import Path
 
@@ -224,7 +223,7 @@ def connect_debezium(obj: Context, config_path: Path) -> None:
     work_dir = Path(settings.data_dir).resolve() / "connect" / cfg.name
     # Resolve placeholders now so a missing secret fails at start, naming file and field.
     engine_properties(cfg, work_dir / "offsets.dat", settings.connect.secrets_dir)
-    _configure_logging()
+    _configure_logging(settings)
     sys.exit(
         run_connector(
             cfg,
@@ -235,6 +234,7 @@ def connect_debezium(obj: Context, config_path: Path) -> None:
             offset_flush_interval_ms=settings.connect.offset_flush_interval_ms,
             linger_ms=settings.kafka.producer_linger_ms,
             jvm_max_heap_mb=settings.connect.jvm_max_heap_mb,
+            metrics=(settings.connect.metrics_host, settings.connect.metrics_port),
         )
     )
 
@@ -254,7 +254,7 @@ def _poller_setup(obj: Context, config_path: Path, kind: str):
         raise click.ClickException(f"{config_path}: field kind: is {cfg.kind}, this command runs {kind}")
     if cfg.source not in settings.sources:
         raise click.ClickException(f"{config_path}: field source: {cfg.source} is not a configured source")
-    _configure_logging()
+    _configure_logging(settings)
     work_dir = Path(settings.data_dir).resolve() / "connect" / cfg.source
     return settings, cfg, load_mapping(settings.mapping), work_dir
 
@@ -266,6 +266,7 @@ def _poller_setup(obj: Context, config_path: Path, kind: str):
 @_fail_cleanly
 def connect_poll_sql(obj: Context, config_path: Path) -> None:
     """Poll a PostgreSQL source by SQL (updated-at watermark, lookback, deletes) into raw topics."""
+    from connectors.metrics_server import serve_metrics
     from connectors.signals import run_until_signalled
     from connectors.sql_poller import SqlPoller
 
@@ -278,6 +279,7 @@ def connect_poll_sql(obj: Context, config_path: Path) -> None:
                            settings.topics.poll_cursors, work_dir, settings.kafka.producer_linger_ms)
     except ValueError as exc:
         raise click.ClickException(f"{config_path}: {exc}") from None
+    serve_metrics(poller.status, settings.connect.metrics_host, settings.connect.metrics_port)
     sys.exit(run_until_signalled(poller))
 
 
@@ -289,6 +291,7 @@ def connect_poll_sql(obj: Context, config_path: Path) -> None:
 def connect_poll_api(obj: Context, config_path: Path) -> None:
     """Poll an events API (Stripe-style cursor pages) into raw topics."""
     from connectors.api_poller import ApiPoller
+    from connectors.metrics_server import serve_metrics
     from connectors.signals import run_until_signalled
 
     settings, cfg, mapping, work_dir = _poller_setup(obj, config_path, "poll-api")
@@ -298,6 +301,7 @@ def connect_poll_api(obj: Context, config_path: Path) -> None:
                            settings.topics.poll_cursors, work_dir, settings.kafka.producer_linger_ms)
     except ValueError as exc:
         raise click.ClickException(f"{config_path}: {exc}") from None
+    serve_metrics(poller.status, settings.connect.metrics_host, settings.connect.metrics_port)
     sys.exit(run_until_signalled(poller))
 
 
@@ -644,14 +648,17 @@ def dlq_replay(obj: Context, text: str | None, topic: str | None, stage: str | N
 @click.pass_obj
 @_fail_cleanly
 def demo(obj: Context, workers: int, rate: float) -> None:
-    """Start the stack, drive traffic into the three sources and show changes flowing; Ctrl-C stops all."""
+    """Start the stack and the simulator (low fault rate) and show flow, lag and alerts live; Ctrl-C stops all."""
     from trueup.demo import run_demo
 
-    run_demo(obj.stack(), workers=workers, rate=rate)
+    token = obj.settings.api.token
+    run_demo(obj.stack(), workers=workers, rate=rate, token=token.get_secret_value() if token else None)
 
 
-def _configure_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+def _configure_logging(settings) -> None:
+    from trueup import logs
+
+    logs.apply(settings.log.format, settings.log.level)
 
 
 def main() -> None:

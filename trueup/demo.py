@@ -1,79 +1,77 @@
-"""`trueup demo`: the stack, traffic into the three sources, and a live view of changes flowing."""
+"""`trueup demo`: the stack, the simulator at a low fault rate, and a live view of what flows and what is wrong."""
 
 from __future__ import annotations
 
-import json
+import threading
 import time
-import urllib.request
 
-from rich.console import Group
 from rich.live import Live
-from rich.table import Table
-from rich.text import Text
 
-from trueup.demo_traffic import DemoTraffic
+from trueup.demo_view import render, snapshot
+from trueup.simulator import Simulator
 
-
-def _counts(url: str) -> list[dict]:
-    try:
-        with urllib.request.urlopen(url + "/counts", timeout=2) as resp:
-            return json.loads(resp.read())["tables"]
-    except OSError:
-        return []
+DEMO_FAULT_RATE = 0.02
+ROUND_S = 120.0  # the simulator plans a run up front, so the demo runs it in rounds until Ctrl-C
 
 
-def _view(stack, traffic: DemoTraffic, started: float, previous: dict, now: float) -> tuple[Group, dict]:
-    status = stack.status()
-    totals: dict[tuple[str, str], int] = {}
-    for comp in status["components"]:
-        if comp["name"].startswith("worker-") and comp["state"] == "up":
-            for row in _counts(comp["url"]):
-                key = (row["source"], row["table"])
-                totals[key] = totals.get(key, 0) + row["changes"]
-    table = Table(title="raw changes per source table")
-    for col in ("source", "table", "changes", "per second"):
-        table.add_column(col, justify="right" if col in ("changes", "per second") else "left")
-    for (source, name), count in sorted(totals.items()):
-        rate = (count - previous.get((source, name), count)) / max(now - previous.get("_t", now), 1e-9)
-        table.add_row(source, name, str(count), f"{rate:.1f}")
-    comps = Table(title="components")
-    for col in ("component", "state", "detail"):
-        comps.add_column(col)
-    for comp in status["components"]:
-        detail = comp.get("url") or ""
-        if "phase" in comp:
-            detail = f"{comp['phase']}, slot lag {comp.get('slot_lag_bytes')} B, last event {comp.get('last_event_time')}"
-        comps.add_row(comp["name"], comp["state"], detail)
-    lines = [
-        Text(f"query API: {status['api']['url']}   kafka: {status['kafka']['bootstrap']}"),
-        Text(f"traffic: {traffic.changes} source row changes written in {now - started:.0f}s"
-             + (f"   ERROR {traffic.error}" if traffic.error else "")),
-        Text("Ctrl-C stops everything", style="dim"),
-    ]
-    snapshot = dict(totals)
-    snapshot["_t"] = now
-    return Group(comps, table, *lines), snapshot
+class SimulatorThread(threading.Thread):
+    """Round after round of simulated quote-to-cash traffic, each with a fresh seed, until stopped."""
+
+    def __init__(self, dsns: dict[str, str], rate: float) -> None:
+        super().__init__(name="demo-simulator", daemon=True)
+        self.dsns, self.rate = dsns, rate
+        self.current: Simulator | None = None
+        self.done = {"changes": 0, "faults": 0}
+        self.error: str | None = None
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        seed = int(time.time())
+        while not self.halt.is_set():
+            # A fresh seed each round: the simulator refuses to write a seed's ids into the same databases twice.
+            self.current = Simulator(self.dsns, rate=self.rate, duration_s=ROUND_S, seed=seed,
+                                     faults=DEMO_FAULT_RATE)
+            try:
+                self.current.run()
+            except Exception as exc:  # shown in the view; the demo goes on so the stack can still be looked at
+                self.error = f"{type(exc).__name__}: {exc}"
+                return
+            finally:
+                for k, v in self.current.progress().items():
+                    self.done[k] += v
+                self.current = None
+            seed += 1
+
+    def stop(self) -> None:
+        self.halt.set()
+        current = self.current
+        if current is not None:
+            current.stop(drain=False)
+
+    def progress(self) -> dict:
+        current = self.current
+        now = current.progress() if current is not None else {}
+        return {k: v + now.get(k, 0) for k, v in self.done.items()} | {"error": self.error}
 
 
-def run_demo(stack, workers: int, rate: float) -> None:
+def run_demo(stack, workers: int, rate: float, token: str | None = None) -> None:
     print("starting the stack (PostgreSQL, broker, three Debezium connectors, workers)...")
     stack.up(workers=workers)
-    status = stack.status()
-    traffic = DemoTraffic(status["postgres"], rate)
+    traffic = SimulatorThread(stack.status()["postgres"], rate)
     traffic.start()
-    started = time.monotonic()
-    previous: dict = {}
+    before = None
     try:
         with Live(refresh_per_second=1, screen=False) as live:
             while True:
-                renderable, previous = _view(stack, traffic, started, previous, time.monotonic())
-                live.update(renderable)
+                now = snapshot(stack, token, time.monotonic(), traffic.progress())
+                live.update(render(now, before))
+                before = now
                 time.sleep(1.0)
     except KeyboardInterrupt:
         pass
     finally:
         traffic.stop()
-        traffic.join(5)
+        traffic.join(10)
         print("stopping the stack...")
         stack.down()
         print("stopped: no trueup process left running")

@@ -108,6 +108,8 @@ class ConnectSettings(_Section):
     heartbeat_interval_ms: int | None = Field(None, ge=100, description="overrides heartbeat.interval.ms")
     offset_flush_interval_ms: int = Field(1000, ge=100)
     jvm_max_heap_mb: int = Field(512, ge=128)
+    metrics_host: str = Field("127.0.0.1", description="where connectors and pollers serve /metrics")
+    metrics_port: int = Field(0, ge=0, le=65535, description="their /metrics port; 0 picks a free one per process")
 
 
 class RuleSettings(_Section):
@@ -139,6 +141,13 @@ class VerifySettings(_Section):
         return value
 
 
+class LogSettings(_Section):
+    """How every trueup process logs: JSON lines (with the correlation id of the event in hand) or text."""
+
+    format: Literal["json", "text"] = "json"
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
 class TopicSettings(_Section):
     events_prefix: str = "trueup.events"
     projections_prefix: str = "trueup.projections"
@@ -164,6 +173,7 @@ class Settings(BaseSettings):
     topics: TopicSettings = TopicSettings()
     verify: VerifySettings = VerifySettings()
     rules: RuleSettings = RuleSettings()
+    log: LogSettings = LogSettings()
 
     @field_validator("sources", mode="before")
     @classmethod

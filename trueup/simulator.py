@@ -1150,6 +1150,11 @@ class Simulator:
         self._stop.set()
 
     # ---- results ----
+    def progress(self) -> dict:
+        """Source row changes written so far and faults completed (any thread)."""
+        with self._lock:
+            return {"changes": sum(self._changes.values()), "faults": len(self._done_faults)}
+
     def ground_truth(self) -> dict:
         with self._lock:
             faults = list(self._done_faults)

@@ -438,6 +438,7 @@ class Stack:
         if comp["state"] == "up" and phase in ("starting", "snapshot"):
             comp["state"] = "starting"
         comp["records"] = status.get("records", 0)
+        comp["metrics_url"] = status.get("metrics_url")
         ts = status.get("last_event_time_ms")
         comp["last_event_time"] = (
             datetime.fromtimestamp(ts / 1000, tz=timezone.utc).isoformat() if isinstance(ts, int) else None
