@@ -642,6 +642,39 @@ def dlq_replay(obj: Context, text: str | None, topic: str | None, stage: str | N
 # ---- demo -------------------------------------------------------------------------------------
 
 
+SMOKE = {"events": 3000, "runs": 1, "latency_rate": 40.0, "latency_s": 8.0, "snapshot_rows": 3000}
+
+
+@cli.command()
+@click.option("--events", type=click.IntRange(100), default=200_000, show_default=True,
+              help="Raw envelopes for the throughput runs.")
+@click.option("--runs", type=click.IntRange(1, 9), default=3, show_default=True, help="Throughput runs (median).")
+@click.option("--latency-rate", type=click.FloatRange(1, 5000), default=1000.0, show_default=True,
+              help="Source changes per second for the latency run.")
+@click.option("--latency-seconds", "latency_s", type=click.FloatRange(1, 3600), default=60.0, show_default=True)
+@click.option("--snapshot-rows", type=click.IntRange(100), default=1_000_000, show_default=True)
+@click.option("--only", "parts", multiple=True, type=click.Choice(["latency", "throughput", "snapshot"]),
+              help="Run only these parts (repeatable); default all.")
+@click.option("--smoke", is_flag=True, help="A small run of every part (what CI runs): figures, not targets.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("bench-results"), show_default=True)
+@click.pass_obj
+@_fail_cleanly
+def bench(obj: Context, events, runs, latency_rate, latency_s, snapshot_rows, parts, smoke, out) -> None:
+    """Measure throughput against baselines, commit-to-alert latency and snapshot speed; print figures."""
+    from trueup.bench.report import lines
+    from trueup.bench.run import PARTS, run_bench
+
+    if smoke:
+        events, runs, latency_rate, latency_s, snapshot_rows = (
+            SMOKE["events"], SMOKE["runs"], SMOKE["latency_rate"], SMOKE["latency_s"], SMOKE["snapshot_rows"])
+    result, json_path, png_path = run_bench(obj.settings, out.resolve(), events, runs, latency_rate, latency_s,
+                                            snapshot_rows, tuple(parts) or PARTS,
+                                            echo=lambda text: click.echo(text, err=True))
+    for line in lines(result):
+        click.echo(line)
+    click.echo(f"result: {json_path}\nchart:  {png_path}")
+
+
 @cli.command()
 @click.option("--workers", type=click.IntRange(1, 4), default=1)
 @click.option("--rate", type=click.FloatRange(0.1, 1000), default=5.0, help="Business changes per second.")

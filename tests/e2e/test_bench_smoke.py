@@ -1,0 +1,34 @@
+"""The benchmark's smoke run (what CI runs): every part measures something and writes its JSON and chart.
+
+Figures are printed and stored, never asserted against targets here: a loaded CI machine is no benchmark.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+
+def test_bench_smoke_writes_figures_for_every_part(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "trueup.cli", "bench", "--smoke", "--out", str(tmp_path)],
+                         capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    [result_file] = tmp_path.glob("bench-*.json")
+    [chart] = tmp_path.glob("bench-*.png")
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    result = json.loads(result_file.read_text())
+    assert result["machine"]["cpus"] >= 1
+    throughput = result["throughput"]
+    assert set(throughput["events_per_s"]) == {"raw_consume", "faust_minimal", "faust_naive", "pipeline"}
+    assert all(v > 0 for v in throughput["events_per_s"].values())
+    # Every raw record went through the pipeline's normalizer and on to the joins.
+    stage = throughput["stages"][0]
+    raw_in = sum(v for t, v in stage["records_in"].items() if ".public." in t)
+    assert raw_in == throughput["events"] and stage["stage_drained_s"]["links"] >= 0
+    latency = result["latency"]
+    assert latency["changes_written"] > 0 and latency["commit_to_event_s"]["count"] > 0
+    assert latency["commit_to_event_s"]["p50"] > 0 and latency["commit_to_projection_s"]["count"] > 0
+    snapshot = result["snapshot"]
+    assert snapshot["rows"] == 3000 and snapshot["rows_per_s"] > 0
+    assert "throughput over 3000 events" in out.stdout and "snapshot of 3000 rows" in out.stdout

@@ -1,0 +1,77 @@
+"""Benchmark input: real Debezium envelopes captured from a simulator run, replicated to any count.
+
+Each replica rewrites every identifier (keys, foreign keys, domains, tax ids, emails) with a replica
+suffix, the same way everywhere, so a replica is a new, self-consistent set of business entities: joins
+link within it and never across replicas, and no replica duplicates another's domain or tax id.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+ID_SUFFIXES = ("_id", "_no", "_ref")
+ID_COLUMNS = {"id", "domain", "tax_id", "email"}
+
+
+@dataclass(frozen=True)
+class Raw:
+    topic: str
+    key: bytes | None
+    value: bytes
+
+
+def is_identifier(column: str) -> bool:
+    return column in ID_COLUMNS or column.endswith(ID_SUFFIXES)
+
+
+def _rename(value, replica: int, column: str):
+    if not isinstance(value, str) or replica == 0:
+        return value
+    if column == "domain" or (column == "email" and "@" in value):
+        return f"r{replica}.{value}" if column == "domain" else value.replace("@", f"+r{replica}@", 1)
+    return f"{value}R{replica}"
+
+
+def _rewrite_row(row, replica: int):
+    if not isinstance(row, dict):
+        return row
+    return {c: _rename(v, replica, c) if is_identifier(c) else v for c, v in row.items()}
+
+
+def rewrite(record: Raw, replica: int) -> Raw:
+    """One captured record as it would be for replica number `replica` (0 is the record itself)."""
+    if replica == 0:
+        return record
+    value = json.loads(record.value)
+    body = value.get("payload", value) if isinstance(value, dict) else value
+    for side in ("before", "after"):
+        if isinstance(body, dict) and side in body:
+            body[side] = _rewrite_row(body[side], replica)
+    key = record.key
+    if key:
+        parsed = json.loads(key)
+        inner = parsed.get("payload", parsed) if isinstance(parsed, dict) else parsed
+        rewritten = _rewrite_row(inner, replica)
+        if isinstance(parsed, dict) and "payload" in parsed:
+            parsed["payload"] = rewritten
+        else:
+            parsed = rewritten
+        key = json.dumps(parsed).encode()
+    return Raw(record.topic, key, json.dumps(value).encode())
+
+
+def replicate(captured: list[Raw], count: int) -> Iterator[Raw]:
+    """`count` records: the captured ones, then replica 1 of each, replica 2, ... (a stream, in order)."""
+    if not captured:
+        raise ValueError("nothing captured to replicate")
+    replica = 0
+    produced = 0
+    while produced < count:
+        for record in captured:
+            if produced >= count:
+                return
+            yield rewrite(record, replica)
+            produced += 1
+        replica += 1

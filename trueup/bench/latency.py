@@ -1,0 +1,87 @@
+"""Latency: the simulator at a steady rate through the real stack; source commit to event, projection, alert.
+
+Every canonical event carries its source commit time; its Kafka timestamp is when the worker sent it. A
+projection's newest field source time against the projection's timestamp gives commit-to-projection. An
+alert names the change behind it (correlation id); for rules without an SLA, the alert's timestamp against
+that change's commit time gives commit-to-alert. Only records caused during the measured window count.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+from state.topic_end import read_to_end
+from streams.encoding import Encoder
+from streams.mapping import ENTITY_TYPES
+from streams.topics import PROJECTIONS
+from streams.values import epoch_ms
+from trueup.bench.stats import summary
+from trueup.query import QueryError, fetch
+from trueup.settings import Settings
+from trueup.simulator import Simulator
+
+
+def wait_caught_up(api_url: str, past_ms: int, timeout_s: float, token: str | None = None) -> float:
+    """Wait until every source's watermark has passed past_ms; returns the seconds waited."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        try:
+            sources = fetch(api_url, "/health", None, token, timeout_s=10)["sources"]
+            marks = [s.get("watermark") for s in sources.values()]
+            if marks and all(m and datetime.fromisoformat(m).timestamp() * 1000 >= past_ms for m in marks):
+                return time.monotonic() - started
+        except QueryError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"the pipeline did not catch up within {timeout_s}s")
+
+
+def measure(settings: Settings, stack_status: dict, rate: float, duration_s: float, seed: int,
+            echo=print, token: str | None = None) -> dict:
+    bootstrap, api = stack_status["kafka"]["bootstrap"], stack_status["api"]["url"]
+    sim = Simulator(stack_status["postgres"], rate=rate, duration_s=duration_s, seed=seed, faults=0.05,
+                    max_delay_s=0.5)
+    echo(f"latency: simulator at {rate:g} changes/s for {duration_s:g}s")
+    window_start = int(time.time() * 1000)
+    began = time.monotonic()
+    sim.run()
+    wrote_s = time.monotonic() - began
+    written = sim.progress()["changes"]
+    window_end = int(time.time() * 1000)
+    caught_up_s = wait_caught_up(api, window_end, timeout_s=max(600.0, duration_s * 20), token=token)
+    encoder = Encoder(settings.kafka.schema_registry_url)
+    prefix = settings.topics
+    commit_of: dict[str, int] = {}
+    to_event: list[float] = []
+    for r in read_to_end(bootstrap, [f"{prefix.events_prefix}.{e}" for e in ENTITY_TYPES], timeout_s=600):
+        _, event = encoder.decode(r.value)
+        source_ms = epoch_ms(event["source_ts"])
+        if source_ms < window_start:
+            continue
+        commit_of[event["correlation_id"]] = source_ms
+        to_event.append((r.timestamp_ms - source_ms) / 1000)
+    to_projection: list[float] = []
+    for r in read_to_end(bootstrap, [f"{prefix.projections_prefix}.{p}" for p in PROJECTIONS], timeout_s=600):
+        if r.value is None:
+            continue
+        _, projection = encoder.decode(r.value)
+        times = [epoch_ms(f["source_ts"]) for f in projection["fields"].values() if f.get("source_ts") is not None]
+        if times and max(times) >= window_start:
+            to_projection.append((r.timestamp_ms - max(times)) / 1000)
+    to_alert: list[float] = []
+    for r in read_to_end(bootstrap, [prefix.alerts], timeout_s=600):
+        _, alert = encoder.decode(r.value)
+        source_ms = commit_of.get(alert.get("correlation_id") or "")
+        if source_ms is None or alert.get("deadline") is not None or alert["status"] != "open":
+            continue
+        to_alert.append((r.timestamp_ms - source_ms) / 1000)
+    return {
+        "rate_asked": rate, "duration_s": duration_s, "changes_written": written,
+        "rate_achieved": round(written / wrote_s, 1) if wrote_s else None,
+        "caught_up_after_s": round(caught_up_s, 2),
+        "commit_to_event_s": summary(to_event),
+        "commit_to_projection_s": summary(to_projection),
+        "commit_to_alert_s": summary(to_alert),
+        "target": {"commit_to_alert_p99_s": 1.0},
+    }

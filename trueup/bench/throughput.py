@@ -1,0 +1,278 @@
+"""Throughput: N raw envelopes pre-loaded into a fresh broker, consumed by the full pipeline and three baselines.
+
+Baselines over the same topics, in the same run: a confluent-kafka consume-and-decode loop (the machine's
+limit), a Faust agent that only counts (the framework's limit) and a naive Faust agent that decodes and
+writes one RocksDB entry per event. Every Faust variant is built by streams.app.create_app from the same
+settings, printed with the result. Each figure is events/s from the first record processed to the last, so
+worker start-up and group joins are not counted; the median of `runs` runs is reported.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+from connectors.debezium_runner import kafka_producer
+from streams.mapping import ENTITY_TYPES, load_mapping
+from streams.topics import catalog, links_topic, raw_data_topics
+from trueup.bench.envelopes import Raw, replicate
+from trueup.settings import Settings
+from trueup.stack import broker
+from trueup.stack.processes import free_port, port_open, spawn, stop
+
+RUN_TIMEOUT_S = 3600.0
+TARGETS = {"pipeline_vs_naive": 1.2, "pipeline_vs_minimal": 0.5}
+
+
+def faust_settings(settings: Settings) -> dict:
+    """The settings every Faust variant runs with (printed beside the figures)."""
+    k, w = settings.kafka, settings.worker
+    return {"partitions": k.partitions, "producer_linger_ms": k.producer_linger_ms,
+            "producer_batch_bytes": k.producer_batch_bytes, "fetch_max_bytes": k.fetch_max_bytes,
+            "commit_interval_s": w.commit_interval_s, "session_timeout_s": k.session_timeout_s,
+            "loop": "uvloop", "log_level": "warning (baselines) / info (pipeline)", "store": "rocksdb"}
+
+
+class Bench:
+    """One fresh broker holding the N envelopes; variants run one after another against it."""
+
+    def __init__(self, settings: Settings, work: Path, echo=print) -> None:
+        self.settings, self.work, self.echo = settings, work, echo
+        self.mapping = load_mapping(settings.mapping)
+        self.sources = settings.enabled_sources
+        self.topics = raw_data_topics(self.mapping, self.sources)
+        self.broker_pid: int | None = None
+        self.bootstrap = ""
+
+    def start(self) -> None:
+        self.work.mkdir(parents=True, exist_ok=True)
+        port = free_port()
+        self.broker_pid = spawn(broker.broker_argv(port), self.work / "broker.log")
+        self.bootstrap = f"127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while not port_open("127.0.0.1", port):
+            if time.monotonic() > deadline:
+                raise RuntimeError("benchmark broker did not start; see " + str(self.work / "broker.log"))
+            time.sleep(0.2)
+        broker.wait_ready(self.bootstrap)
+
+    def close(self) -> None:
+        stop(self.broker_pid)
+
+    def load(self, captured: list[Raw], n: int) -> float:
+        """Produce n replicated envelopes; returns seconds taken."""
+        specs = catalog(self.mapping, self.sources, self.settings.topics, self.settings.kafka.partitions)
+        broker.ensure_topics(self.bootstrap, specs)
+        producer = kafka_producer(self.bootstrap, 50)
+        started = time.monotonic()
+        for i, record in enumerate(replicate(captured, n)):
+            while True:
+                try:
+                    producer.produce(record.topic, key=record.key, value=record.value)
+                    break
+                except BufferError:
+                    producer.poll(0.5)
+            if i % 10000 == 0:
+                producer.poll(0)
+        if producer.flush(120):
+            raise RuntimeError("benchmark input not acknowledged by the broker")
+        return time.monotonic() - started
+
+    # ---- baselines ----------------------------------------------------------------------------
+
+    def raw_consume(self, n: int) -> float:
+        """confluent-kafka consume + JSON decode of every record; events/s."""
+        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": f"bench-raw-{time.time_ns()}",
+                             "enable.auto.commit": False, "fetch.queue.backoff.ms": 10,
+                             "queued.max.messages.kbytes": 65536})
+        parts = [TopicPartition(t, p, OFFSET_BEGINNING) for t in self.topics
+                 for p in range(self.settings.kafka.partitions)]
+        consumer.assign(parts)
+        seen, first = 0, None
+        deadline = time.monotonic() + RUN_TIMEOUT_S
+        try:
+            while seen < n and time.monotonic() < deadline:
+                for msg in consumer.consume(1000, 1.0):
+                    if msg.error():
+                        continue
+                    if first is None:
+                        first = time.monotonic()
+                    json.loads(msg.value())
+                    seen += 1
+        finally:
+            consumer.close()
+        if seen < n:
+            raise RuntimeError(f"raw consume saw {seen} of {n} records")
+        return n / (time.monotonic() - first)
+
+    def _env(self, app_id: str, data_dir: Path) -> dict[str, str]:
+        return {**os.environ, "TRUEUP_KAFKA__BOOTSTRAP": self.bootstrap, "TRUEUP_WORKER__APP_ID": app_id,
+                "TRUEUP_DATA_DIR": str(data_dir), "TRUEUP_VERIFY__INTERVAL_S": "0", "PYTHONUNBUFFERED": "1"}
+
+    def faust_variant(self, variant: str, n: int, run: int) -> float:
+        """A baseline Faust worker (minimal or naive) in its own process and group; events/s."""
+        data_dir = self.work / f"{variant}-{run}"
+        result = data_dir / "result.json"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        env = {**self._env(f"bench-{variant}-{run}", data_dir), "TRUEUP_BENCH_WEB_PORT": str(free_port())}
+        pid = spawn([sys.executable, "-m", "trueup.bench.faust_variant", variant, str(n), str(result)],
+                    data_dir / "worker.log", env=env)
+        try:
+            deadline = time.monotonic() + RUN_TIMEOUT_S
+            while not result.exists():
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{variant} Faust variant did not finish; see {data_dir / 'worker.log'}")
+                time.sleep(0.2)
+            body = json.loads(result.read_text())
+        finally:
+            stop(pid)
+        return n / (body["last"] - body["first"])
+
+    # ---- the pipeline -------------------------------------------------------------------------
+
+    def pipeline(self, n: int, run: int, profile_s: float = 0.0) -> dict:
+        """The full worker (normalize, joins, rules, projections, alerts) over the n envelopes.
+
+        Done when the raw records are all in and the group's lag (true ends) is zero on every topic it reads;
+        returns events/s, when each stage drained, the records per topic and, if asked, a profile.
+        """
+        app_id = f"bench-full-{run}"
+        data_dir = self.work / f"full-{run}"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        specs = catalog(self.mapping, self.sources, self.settings.topics, self.settings.kafka.partitions, app_id)
+        broker.ensure_topics(self.bootstrap, specs)
+        port = free_port()
+        pid = spawn([sys.executable, "-m", "trueup.cli", "worker", "--index", "0", "--web-port", str(port)],
+                    data_dir / "worker.log", env=self._env(app_id, data_dir))
+        stages = {"raw": set(self.topics),
+                  "events": {f"{self.settings.topics.events_prefix}.{e}" for e in ENTITY_TYPES},
+                  "links": {links_topic(app_id)}}
+        first = None
+        drained: dict[str, float] = {}
+        profile = None
+        try:
+            deadline = time.monotonic() + RUN_TIMEOUT_S
+            while True:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"pipeline run {run} did not finish; see {data_dir / 'worker.log'}")
+                metrics = scrape_topic_metrics(f"http://127.0.0.1:{port}/metrics")
+                now = time.monotonic()
+                records_in = metrics.get("trueup_records_in_total", {})
+                raw_in = sum(v for t, v in records_in.items() if t in stages["raw"])
+                if first is None and raw_in > 0:
+                    first = now
+                    if profile_s:
+                        profile = _profile(pid, profile_s, data_dir)
+                lag = metrics.get("trueup_consumer_lag", {})
+                for stage, topics in stages.items():
+                    if stage not in drained and raw_in >= n and all(lag.get(t, 1) == 0 for t in topics):
+                        drained[stage] = now
+                if raw_in >= n and len(drained) == len(stages):
+                    break
+                time.sleep(0.25)
+        finally:
+            stop(pid)
+            shutil.rmtree(data_dir / "worker-0", ignore_errors=True)
+        elapsed = max(drained.values()) - first
+        return {"events_per_s": n / elapsed, "elapsed_s": elapsed,
+                "stage_drained_s": {s: round(t - first, 2) for s, t in drained.items()},
+                "records_in": {t: int(v) for t, v in sorted(records_in.items())},
+                "records_out": {t: int(v) for t, v in sorted(metrics.get("trueup_records_out_total", {}).items())},
+                "profile": profile}
+
+
+def scrape_topic_metrics(url: str) -> dict[str, dict[str, float]]:
+    """{family: {topic label: value}} of the topic-labelled families we read; {} while the worker starts."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            text = resp.read().decode()
+    except OSError:
+        return {}
+    out: dict[str, dict[str, float]] = {}
+    for line in text.splitlines():
+        if line.startswith("#") or 'topic="' not in line:
+            continue
+        name, _, rest = line.partition("{")
+        topic = rest.split('topic="', 1)[1].split('"', 1)[0]
+        out.setdefault(name, {})[topic] = float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def _profile(pid: int, seconds: float, data_dir: Path) -> dict | None:
+    """Sample the worker with py-spy (when installed) in the background; the summary is read at the end."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(spy).exists():
+        return {"error": "py-spy is not installed"}
+    out = data_dir / "profile.txt"
+    subprocess.Popen([spy, "record", "-p", str(pid), "-d", str(int(seconds)), "-f", "raw", "-o", str(out),
+                      "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return {"raw_file": str(out), "seconds": seconds}
+
+
+def summarize_profile(raw_file: str, top: int = 25) -> list[dict]:
+    """The functions with the most samples on top of the stack (own time), from py-spy's raw output."""
+    own: dict[str, int] = {}
+    total = 0
+    for line in Path(raw_file).read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        frame = stack.split(";")[-1]
+        own[frame] = own.get(frame, 0) + n
+    return [{"function": f, "share": round(n / total, 4)} for f, n in
+            sorted(own.items(), key=lambda kv: -kv[1])[:top]] if total else []
+
+
+def run_throughput(settings: Settings, captured: list[Raw], n: int, runs: int, work: Path, echo=print) -> dict:
+    bench = Bench(settings, work, echo)
+    bench.start()
+    try:
+        echo(f"throughput: loading {n} envelopes (replicas of {len(captured)} captured)")
+        load_s = bench.load(captured, n)
+        figures: dict[str, list[float]] = {"raw_consume": [], "faust_minimal": [], "faust_naive": [],
+                                           "pipeline": []}
+        details = []
+        for run in range(runs):
+            echo(f"throughput run {run + 1}/{runs}: raw consume")
+            figures["raw_consume"].append(bench.raw_consume(n))
+            for variant in ("minimal", "naive"):
+                echo(f"throughput run {run + 1}/{runs}: Faust {variant}")
+                figures[f"faust_{variant}"].append(bench.faust_variant(variant, n, run))
+            echo(f"throughput run {run + 1}/{runs}: full pipeline")
+            detail = bench.pipeline(n, run, profile_s=20.0 if run == 0 else 0.0)
+            figures["pipeline"].append(detail["events_per_s"])
+            details.append(detail)
+    finally:
+        bench.close()
+    median = {k: statistics.median(v) for k, v in figures.items()}
+    ratios = {"pipeline_vs_naive": round(median["pipeline"] / median["faust_naive"], 3),
+              "pipeline_vs_minimal": round(median["pipeline"] / median["faust_minimal"], 3),
+              "pipeline_vs_raw": round(median["pipeline"] / median["raw_consume"], 4)}
+    missed = ratios["pipeline_vs_naive"] < TARGETS["pipeline_vs_naive"] or \
+        ratios["pipeline_vs_minimal"] < TARGETS["pipeline_vs_minimal"]
+    profile = details[0].get("profile") or {}
+    if profile.get("raw_file") and Path(profile["raw_file"]).exists():
+        profile = {"top_own_time": summarize_profile(profile["raw_file"]), "seconds": profile["seconds"]}
+    return {
+        "events": n, "runs": runs, "captured": len(captured), "load_s": round(load_s, 2),
+        "settings": faust_settings(settings),
+        "events_per_s": {k: round(v, 1) for k, v in median.items()},
+        "all_runs": {k: [round(x, 1) for x in v] for k, v in figures.items()},
+        "ratios": ratios,
+        "targets": TARGETS,
+        "targets_met": not missed,
+        "stages": [{k: d[k] for k in ("elapsed_s", "stage_drained_s", "records_in", "records_out")} for d in details],
+        # Where a target is missed, the pipeline's profile (py-spy, first run) says where the time went.
+        "profile": profile if missed else None,
+    }
