@@ -7,9 +7,14 @@
 #   <db>.properties    hostname/port/user/password for Kafka Connect's
 #                      FileConfigProvider (${file:...} in debezium/<db>.json)
 #
-# for db in crm, billing, erp. Existing files are kept (a database volume is
-# initialised with the first password it sees); pass --force to regenerate
-# everything, then also drop the database volumes (docker compose down -v).
+# for db in crm, billing, erp, and
+#
+#   grafana_admin_password   Grafana's `admin` password
+#                            (GF_SECURITY_ADMIN_PASSWORD__FILE)
+#
+# Existing files are kept (a database or Grafana volume is initialised with
+# the first password it sees); pass --force to regenerate everything, then
+# also drop the volumes (docker compose down -v).
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -70,3 +75,15 @@ for db in crm billing erp; do
 
     echo "generated $pw_file, $props_file"
 done
+
+# Grafana reads its admin password only when grafana-data is first initialised.
+grafana_file="$dir/grafana_admin_password"
+if [ "$force" -eq 0 ] && [ -s "$grafana_file" ]; then
+    echo "kept      $grafana_file"
+else
+    tmp="$grafana_file.tmp.$$"
+    random_password > "$tmp"
+    chmod 644 "$tmp"
+    mv "$tmp" "$grafana_file"
+    echo "generated $grafana_file"
+fi

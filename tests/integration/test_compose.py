@@ -7,6 +7,7 @@ passwords) and runs the two helper scripts against stubs.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -25,6 +26,9 @@ COMPOSE_FILE = COMPOSE_DIR / "docker-compose.yml"
 REGISTER_SCRIPT = COMPOSE_DIR / "register-connectors.sh"
 SECRETS_SCRIPT = COMPOSE_DIR / "make-secrets.sh"
 DEBEZIUM_DIR = REPO / "debezium"
+PROMETHEUS_FILE = COMPOSE_DIR / "prometheus" / "prometheus.yml"
+GRAFANA_DIR = COMPOSE_DIR / "grafana"
+DASHBOARD_FILE = GRAFANA_DIR / "dashboards" / "trueup.json"
 
 ONE_SHOTS = {"trueup-init", "connect-register"}
 SOURCES = ("crm", "billing", "erp")
@@ -39,6 +43,8 @@ REQUIRED_SERVICES = {
     "connect-register",
     "trueup-worker-1",
     "trueup-worker-2",
+    "prometheus",
+    "grafana",
 }
 
 
@@ -363,3 +369,222 @@ def test_trueup_services_environment_is_accepted_by_settings(service: str, monke
         assert settings.kafka.schema_registry_url == "http://schema-registry:8081"
         assert (settings.api.host, settings.api.port) == ("0.0.0.0", 6066)
         assert settings.data_dir == Path("/var/lib/trueup")
+
+
+# --- observability: Prometheus, Grafana and the trueup dashboard ------------------------------------------------
+# None of these needs Docker or the session stack: they read the files.
+
+# The contract between the dashboard and the processes it watches: the metric families the workers
+# (streams/metrics.py) and the connectors and pollers (connectors/metrics_server.py) serve, by type.
+# In the exposition format a counter is `<name>_total` and a histogram `<name>_bucket|_sum|_count`.
+SERVED_COUNTERS = {
+    "trueup_events_in",
+    "trueup_events_out",
+    "trueup_records_in",
+    "trueup_records_out",
+    "trueup_duplicates_dropped",
+    "trueup_dead_letters",
+    "trueup_control_records",
+    "trueup_join_messages",
+    "trueup_projections_out",
+    "trueup_alerts_out",
+    "trueup_connector_records",
+    "trueup_connector_snapshot_records",
+    "trueup_connector_batches",
+    "trueup_connector_errors",
+}
+SERVED_GAUGES = {
+    "trueup_consumer_lag",
+    "trueup_source_watermark_age_seconds",
+    "trueup_alert_checks_waiting",
+    "trueup_open_alerts",
+    "trueup_verify_drift",
+    "trueup_verify_rows_checked",
+    "trueup_connector_phase",
+    "trueup_connector_last_event_age_seconds",
+}
+SERVED_HISTOGRAMS = {"trueup_processing_latency_seconds"}
+HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
+PANEL_TYPES = {"row", "timeseries", "stat", "bargauge"}
+DASHBOARD_ROWS = ["Throughput", "Latency", "Lag & watermarks", "Alerts", "Data quality", "Connectors"]
+
+
+def _served_series() -> dict[str, str]:
+    """Exposition name -> family name, for every series name a query may use."""
+    series = {f"{name}_total": name for name in SERVED_COUNTERS}
+    series.update({name: name for name in SERVED_GAUGES})
+    series.update({f"{name}{suffix}": name for name in SERVED_HISTOGRAMS for suffix in HISTOGRAM_SUFFIXES})
+    return series
+
+
+def _dashboard() -> dict:
+    return json.loads(DASHBOARD_FILE.read_text())
+
+
+def _dashboard_panels() -> list[dict]:
+    """Every panel, rows included, and the panels inside collapsed rows."""
+    out = []
+    for panel in _dashboard()["panels"]:
+        out.append(panel)
+        out.extend(panel.get("panels") or [])
+    return out
+
+
+def _queries() -> list[str]:
+    exprs = [t["expr"] for p in _dashboard_panels() for t in p.get("targets") or [] if t.get("expr")]
+    for var in _dashboard().get("templating", {}).get("list", []):
+        query = var.get("query")
+        exprs.append(query.get("query", "") if isinstance(query, dict) else str(query or ""))
+    return exprs
+
+
+def _worker_services() -> dict[str, dict]:
+    return {
+        name: svc
+        for name, svc in _services().items()
+        if svc.get("command") in (["trueup", "worker"], "trueup worker")
+    }
+
+
+def _prometheus_config() -> dict:
+    with PROMETHEUS_FILE.open() as fh:
+        return yaml.safe_load(fh)
+
+
+def _bind_mounts(service: dict) -> dict[str, str]:
+    """Container path -> host path (relative to compose/) of a service's bind mounts."""
+    mounts = {}
+    for volume in service.get("volumes") or []:
+        host, container = str(volume).split(":")[:2]
+        if host.startswith("."):
+            mounts[container] = host
+    return mounts
+
+
+def test_dashboard_queries_only_metrics_the_processes_serve() -> None:
+    served = _served_series()
+    used: set[str] = set()
+    for expr in _queries():
+        for name in re.findall(r"trueup_[a-z_]+", expr):
+            assert name in served, f"dashboard query uses {name}, which nothing serves: {expr}"
+            used.add(name)
+    assert used, "the dashboard queries no trueup metric"
+    unused = (SERVED_COUNTERS | SERVED_GAUGES | SERVED_HISTOGRAMS) - {served[name] for name in used}
+    assert not unused, f"served metrics no panel shows: {sorted(unused)}"
+
+
+def test_metric_contract_is_what_the_code_registers() -> None:
+    # The hard-coded contract above must stay true of the code: every family in it is registered, with its type.
+    from connectors.metrics_server import StatusCollector
+    from connectors.status import ConnectorStatus
+    from streams.metrics import WorkerMetrics
+
+    families = {fam.name: fam.type for fam in WorkerMetrics().registry.collect()}
+    status = ConnectorStatus(name="crm", last_event_time_ms=0)
+    families.update({fam.name: fam.type for fam in StatusCollector(status).collect()})
+    contract = {name: "counter" for name in SERVED_COUNTERS}
+    contract.update({name: "gauge" for name in SERVED_GAUGES})
+    contract.update({name: "histogram" for name in SERVED_HISTOGRAMS})
+    for name, kind in contract.items():
+        assert families.get(name) == kind, f"{name}: the contract says {kind}, the code registers {families.get(name)}"
+
+
+def test_dashboard_panels_use_the_prometheus_datasource() -> None:
+    dashboard = _dashboard()
+    assert dashboard["schemaVersion"] == 39 and dashboard["uid"] and dashboard["title"]
+    panels = _dashboard_panels()
+    ids = [p["id"] for p in panels]
+    assert len(ids) == len(set(ids)), "panel ids must be unique"
+    rows = [p["title"] for p in panels if p["type"] == "row"]
+    assert [r for r in rows if r in DASHBOARD_ROWS] == DASHBOARD_ROWS, rows
+    for panel in panels:
+        title = panel.get("title")
+        assert panel["type"] in PANEL_TYPES, f"{title}: panel type {panel['type']}"
+        datasource = panel.get("datasource") or {}
+        assert datasource.get("uid") == "prometheus", f"{title}: datasource {datasource}"
+        if panel["type"] == "row":
+            continue
+        assert panel.get("description", "").strip(), f"{title} has no description"
+        assert "\n" not in panel["description"], f"{title}: description is one line"
+        assert panel.get("targets"), f"{title} has no query"
+        for target in panel["targets"]:
+            assert target.get("expr"), f"{title}: target {target.get('refId')} has no expr"
+            assert (target.get("datasource") or {"uid": "prometheus"}).get("uid") == "prometheus", title
+    for var in dashboard.get("templating", {}).get("list", []):
+        if var.get("type") == "query":
+            assert var["datasource"]["uid"] == "prometheus", var["name"]
+
+
+def test_latency_panels_take_quantiles_of_the_histogram_per_stage() -> None:
+    exprs = [e for e in _queries() if "trueup_processing_latency_seconds_bucket" in e]
+    assert exprs
+    for expr in exprs:
+        assert "histogram_quantile(" in expr and re.search(r"rate\(trueup_processing_latency_seconds_bucket\{", expr)
+        assert re.search(r"by \([^)]*\ble\b", expr), f"quantile over buckets must keep le: {expr}"
+    joined = " ".join(exprs)
+    for quantile in ("0.5", "0.95", "0.99"):
+        assert f"histogram_quantile({quantile}," in joined
+    for stage in ("normalized", "joined", "alerted"):
+        assert f'stage="{stage}"' in joined
+
+
+def test_prometheus_scrapes_every_worker() -> None:
+    config = _prometheus_config()
+    workers = _worker_services()
+    assert {"trueup-worker-1", "trueup-worker-2"} <= set(workers)
+    expected = {f"{name}:{_environment(svc)['TRUEUP_API__PORT']}" for name, svc in workers.items()}
+    default_interval = (config.get("global") or {}).get("scrape_interval")
+    targets: set[str] = set()
+    for job in config["scrape_configs"]:
+        job_targets = {t for static in job.get("static_configs") or [] for t in static["targets"]}
+        if not job_targets & expected:
+            continue
+        targets |= job_targets
+        assert job.get("metrics_path", "/metrics") == "/metrics", job["job_name"]
+        assert job.get("scrape_interval", default_interval) == "5s", job["job_name"]
+        tokens = {name for name, svc in workers.items() if "TRUEUP_API__TOKEN" in _environment(svc)}
+        if tokens:
+            credentials = (job.get("authorization") or {}).get("credentials_file", "")
+            assert credentials.startswith("/run/secrets/"), f"{sorted(tokens)} need a bearer token to scrape"
+            mounted = {f"/run/secrets/{s if isinstance(s, str) else s.get('target', s['source'])}"
+                       for s in _services()["prometheus"].get("secrets") or []}
+            assert credentials in mounted, f"{credentials} is not a secret of the prometheus service"
+    assert expected <= targets, f"workers Prometheus does not scrape: {sorted(expected - targets)}"
+    assert not any(t.startswith("connect:") for t in targets), "Kafka Connect serves no trueup metrics"
+
+
+def test_prometheus_and_grafana_services() -> None:
+    services = _services()
+    prometheus, grafana = services["prometheus"], services["grafana"]
+    for name, svc, image, port in (("prometheus", prometheus, "prom/prometheus:", 9090),
+                                   ("grafana", grafana, "grafana/grafana:", 3000)):
+        assert str(svc["image"]).startswith(image), svc["image"]
+        assert svc["image"].split(":", 1)[1] not in ("", "latest", "main"), f"{name}: pin the image tag"
+        assert [str(p) for p in svc["ports"]] == [f"127.0.0.1:{port}:{port}"], svc["ports"]
+        assert str(svc.get("restart")) == "unless-stopped"
+    assert "http://localhost:9090/-/healthy" in prometheus["healthcheck"]["test"]
+    assert "http://localhost:3000/api/health" in grafana["healthcheck"]["test"]
+    assert grafana["depends_on"] == {"prometheus": {"condition": "service_healthy"}}
+
+    # The files each one is configured from exist where compose mounts them from.
+    prom_mounts = _bind_mounts(prometheus)
+    assert (COMPOSE_DIR / prom_mounts["/etc/prometheus/prometheus.yml"]).resolve() == PROMETHEUS_FILE
+    graf_mounts = _bind_mounts(grafana)
+    provisioning = COMPOSE_DIR / graf_mounts["/etc/grafana/provisioning"]
+    assert provisioning.resolve() == (GRAFANA_DIR / "provisioning").resolve()
+
+    datasources = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())["datasources"]
+    [source] = [d for d in datasources if d.get("isDefault")]
+    assert source["uid"] == "prometheus" and source["type"] == "prometheus"
+    assert urlsplit(source["url"]).hostname == "prometheus" and urlsplit(source["url"]).port == 9090
+
+    providers = yaml.safe_load((provisioning / "dashboards" / "trueup.yml").read_text())["providers"]
+    [provider] = providers
+    dashboards_dir = provider["options"]["path"]
+    assert (COMPOSE_DIR / graf_mounts[dashboards_dir]).resolve() == DASHBOARD_FILE.parent.resolve()
+
+    # The admin password is a Docker secret, never a literal.
+    env = _environment(grafana)
+    assert env["GF_SECURITY_ADMIN_PASSWORD__FILE"] == "/run/secrets/grafana_admin_password"
+    assert "GF_SECURITY_ADMIN_PASSWORD" not in env
+    assert "grafana_admin_password" in (grafana.get("secrets") or [])
