@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # Time budget per test tier, in seconds (the whole run stays under 30 minutes on 2 cores).
 UNIT_BUDGET        ?= 300
 INTEGRATION_BUDGET ?= 1200
-E2E_BUDGET         ?= 600
+E2E_BUDGET         ?= 1260
 
 .PHONY: demo test test-unit test-integration test-e2e install clean
 
