@@ -78,8 +78,9 @@ def stop(pid: int | None, timeout: float = 15.0, group: bool = True) -> None:
             break
         time.sleep(0.1)
     _signal(pid, signal.SIGKILL, group)
-    # A killed process takes a moment to go: return only once it has, so "stopped" means gone.
-    gone_by = time.monotonic() + 5.0
+    # A killed process takes a moment to go (longer on a loaded machine, in the middle of disk writes):
+    # return only once it has, so "stopped" means gone.
+    gone_by = time.monotonic() + 20.0
     while time.monotonic() < gone_by:
         _reap(pid)
         if not alive(pid):
