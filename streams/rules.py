@@ -8,12 +8,12 @@ depends on, so that ordinary replication lag never raises an alert (no wall-cloc
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal
 
 from streams.alert_lifecycle import Evidence, Finding
 from streams.join_topology import ACC, BCL, DUPLICATE_BY, ECL, INV, OPP, ORD, SUB, VFY, members_of
 from streams.projections import ZERO, net_paid, sum_by_currency
+from streams.values import epoch_ms as ms
 
 
 @dataclass(frozen=True)
@@ -64,12 +64,6 @@ CATALOG = {
     "dangling_reference": ("medium", "a cross-system link points at a record that never appears, after SLA"),
     "state_drift": ("high", "trueup's state of an entity differs from its source (found by verify)"),
 }
-
-
-def ms(ts) -> int:
-    if isinstance(ts, datetime):
-        return int(ts.timestamp() * 1000)
-    return int(ts or 0)
 
 
 def fmt(money: dict | None) -> str:

@@ -7,13 +7,12 @@ end to end, connector and pipeline together.
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.request
 
 import psycopg
 
 from trueup.bench.throughput import scrape_topic_metrics
+from trueup.query import QueryError, fetch
 
 
 def load_accounts(dsn: str, rows: int) -> None:
@@ -51,8 +50,7 @@ def measure(stack, rows: int, echo=print) -> dict:
 
 def _accounts_counted(api: str) -> int:
     try:
-        with urllib.request.urlopen(api + "/counts", timeout=5) as resp:
-            rows = json.loads(resp.read())["tables"]
-    except OSError:
+        rows = fetch(api, "/counts", None, None, timeout_s=5)["tables"]
+    except QueryError:
         return 0
     return sum(r["changes"] for r in rows if r["source"] == "crm" and r["table"] == "accounts")
