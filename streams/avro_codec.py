@@ -182,7 +182,7 @@ def _named(parsed: Any) -> dict:
 # Money guard: exact Decimals only, never rounded, never floats
 
 
-_Guard = Callable[[Any, str], Any]
+_Guard = Callable[[Any], Any]
 _guards: dict[int, tuple[Any, _Guard | None]] = {}
 
 
@@ -231,47 +231,60 @@ def _compile_guard(schema: Any, named: dict, memo: dict) -> _Guard | None:
     return None
 
 
+class _Refused(Exception):
+    """A guard's refusal; the path is collected on the way out, so values that pass build no path strings."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.where: list[str] = []  # innermost segment first
+
+    def error(self) -> AvroEncodeError:
+        path = "".join(reversed(self.where)).lstrip(".")
+        return AvroEncodeError(f"{path}: {self.reason}")
+
+
 def _decimal_guard(precision: int, scale: int) -> _Guard:
     quantum = Decimal(1).scaleb(-scale)
     limit = Decimal(10) ** (precision - scale)
 
-    def check(value: Any, path: str) -> Any:
+    def check(value: Any) -> Any:
         if isinstance(value, (bytes, bytearray)):
             return value  # already the unscaled two's-complement form
         if not isinstance(value, Decimal):
-            raise AvroEncodeError(
-                f"{path}: money must be a Decimal, got {type(value).__name__} {value!r} (floats are never accepted)"
+            raise _Refused(
+                f"money must be a Decimal, got {type(value).__name__} {value!r} (floats are never accepted)"
             )
         if not value.is_finite():
-            raise AvroEncodeError(f"{path}: {value} is not a finite amount")
+            raise _Refused(f"{value} is not a finite amount")
         if value.as_tuple().exponent < -scale:
             try:
                 exact = value.quantize(quantum)
             except InvalidOperation:
                 exact = None
             if exact is None or exact != value:
-                raise AvroEncodeError(
-                    f"{path}: {value} has more than {scale} decimal places; round it explicitly before encoding"
-                )
+                raise _Refused(f"{value} has more than {scale} decimal places; round it explicitly before encoding")
             value = exact
         if abs(value) >= limit:
-            raise AvroEncodeError(
-                f"{path}: {value} does not fit decimal({precision},{scale}) (|amount| must be < {limit})"
-            )
+            raise _Refused(f"{value} does not fit decimal({precision},{scale}) (|amount| must be < {limit})")
         return value
 
     return check
 
 
 def _record_guard(fields: list[tuple[str, _Guard]]) -> _Guard:
-    def check(value: Any, path: str) -> Any:
+    def check(value: Any) -> Any:
         if not isinstance(value, dict):
             return value  # not this record: fastavro reports the type error
         out = value
         for name, guard in fields:
             if name in value:
                 old = value[name]
-                new = guard(old, f"{path}.{name}" if path else name)
+                try:
+                    new = guard(old)
+                except _Refused as exc:
+                    exc.where.append(f".{name}")
+                    raise
                 if new is not old:
                     if out is value:
                         out = dict(value)
@@ -282,20 +295,32 @@ def _record_guard(fields: list[tuple[str, _Guard]]) -> _Guard:
 
 
 def _array_guard(items: _Guard) -> _Guard:
-    def check(value: Any, path: str) -> Any:
+    def check(value: Any) -> Any:
         if not isinstance(value, (list, tuple)):
             return value
-        new = [items(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        new = []
+        for i, v in enumerate(value):
+            try:
+                new.append(items(v))
+            except _Refused as exc:
+                exc.where.append(f"[{i}]")
+                raise
         return value if all(a is b for a, b in zip(new, value)) else new
 
     return check
 
 
 def _map_guard(values: _Guard) -> _Guard:
-    def check(value: Any, path: str) -> Any:
+    def check(value: Any) -> Any:
         if not isinstance(value, dict):
             return value
-        new = {k: values(v, f"{path}[{k!r}]") for k, v in value.items()}
+        new = {}
+        for k, v in value.items():
+            try:
+                new[k] = values(v)
+            except _Refused as exc:
+                exc.where.append(f"[{k!r}]")
+                raise
         return value if all(new[k] is value[k] for k in value) else new
 
     return check
@@ -317,17 +342,17 @@ def _union_guard(branches: list, named: dict, memo: dict) -> _Guard | None:
     unguarded_non_null = any(g is None and name != "null" for name, g in compiled)
     by_name = dict(guarded)
 
-    def check(value: Any, path: str) -> Any:
+    def check(value: Any) -> Any:
         if value is None:
             return None
         if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], str):
             guard = by_name.get(value[0])  # fastavro's tuple notation names the branch
-            return value if guard is None else (value[0], guard(value[1], path))
-        first: AvroEncodeError | None = None
+            return value if guard is None else (value[0], guard(value[1]))
+        first: _Refused | None = None
         for _, guard in guarded:
             try:
-                return guard(value, path)
-            except AvroEncodeError as exc:
+                return guard(value)
+            except _Refused as exc:
                 first = first or exc
         if unguarded_non_null:
             return value  # another branch may take it: fastavro decides
@@ -353,7 +378,12 @@ def _prepare(parsed: Any, record: Any) -> Any:
             if tagged:
                 record = {**record, **tagged}
     guard = _guard_for(parsed)
-    return guard(record, "") if guard else record
+    if guard is None:
+        return record
+    try:
+        return guard(record)
+    except _Refused as exc:
+        raise exc.error() from None
 
 
 def _body(parsed: Any, record: Any, what: str) -> bytes:

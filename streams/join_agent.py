@@ -18,12 +18,14 @@ from dataclasses import dataclass
 
 import faust
 
+from state.batch_state import make_current
 from state.pickled_table import PickledTable
 from streams import join_topology, projections
 from streams.alerting import judge
 from streams.deadlines import Deadlines
 from streams.encoding import Encoder
-from streams.joins import APPLIED, IGNORED, REPLAYED, Message, apply, live_members, split_key
+from streams.join_batch import JoinBatch
+from streams.joins import APPLIED, IGNORED, REPLAYED, live_members, split_key
 from streams.mapping import ENTITY_TYPES
 from streams.rules import RULE_BUCKETS, RuleConfig, evaluate
 from streams.topics import PROJECTIONS, links_topic
@@ -50,10 +52,13 @@ class JoinAgents:
                  live_sums: LiveSums) -> None:
         self.app, self.encoder, self.metrics, self.watermarks = app, encoder, metrics, watermarks
         self.live_sums = live_sums
+        self.join_results = {status: metrics.join_messages.labels(status) for status in (APPLIED, REPLAYED, IGNORED)}
+        self.joined_latency = metrics.latency.labels("joined")
         self.rules = RuleConfig.from_settings(settings.rules)
         self.deadlines = Deadlines()
         self.alerts_topic_name = settings.topics.alerts
-        self.links = app.topic(links_topic(settings.worker.app_id), key_serializer="raw", value_serializer="raw")
+        self.links_name = links_topic(settings.worker.app_id)
+        self.links = app.topic(self.links_name, key_serializer="raw", value_serializer="raw")
         self.alerts = app.topic(settings.topics.alerts, key_serializer="raw", value_serializer="raw")
         self.outputs = {name: app.topic(f"{settings.topics.projections_prefix}.{name}", key_serializer="raw",
                                         value_serializer="raw")
@@ -65,41 +70,53 @@ class JoinAgents:
         self.alert_index = PickledTable(app, "alerts", settings.kafka.partitions,
                                         "Latest record of every alert, keyed rule_id|entity_type|entity_id")
 
-    async def process(self, message: Message, source: tuple) -> None:
-        data = message.data or {}
-        source_ms = epoch_ms(data["source_ts"]) if data.get("source_ts") is not None else None
-        if data.get("correlation_id"):
-            correlation.set(data["correlation_id"])
-        key = message.bucket.encode()
-        before = self.buckets.get(key)
-        state, out, status = apply(before, message, join_topology.emits, projections.projector, source=source)
-        self.metrics.join_messages.labels(status).inc()
-        if source_ms is not None and status == APPLIED:
-            self.metrics.latency.labels("joined").observe(max(0.0, time.time() - source_ms / 1000))
-        sends: list[tuple[str, dict]] = []
-        if status != IGNORED:
-            state, sends = self._judge(message.bucket, state, resend=status == REPLAYED)
-        self.buckets.set(key, state)
-        self.live_sums.replace(source[1], message.bucket, before, state)
-        for link in out.links:
-            await self.links.send(key=link.bucket.encode(), value=pickle.dumps(link, protocol=4))
-        for name, pid, record in out.projections:
-            value = None if record is None else self.encoder.encode(self.outputs[name].get_topic_name(),
-                                                                    PROJECTION_SCHEMA, record)
-            await self.outputs[name].send(key=pid.encode(), value=value, headers=_correlation(record))
-            self.metrics.projections_out.labels(name, "tombstone" if record is None else "update").inc()
-        await self._send_alerts(sends)
-        if sends and source_ms is not None:
-            self.metrics.latency.labels("alerted").observe(max(0.0, time.time() - source_ms / 1000))
-
-    async def recheck(self, bucket: str) -> None:
-        key = bucket.encode()
-        state = self.buckets.get(key)
-        if state is None:
-            return
-        state, sends = self._judge(bucket, state, resend=False)
-        self.buckets.set(key, state)
-        await self._send_alerts(sends)
+    async def process_batch(self, taken: list) -> None:
+        """One batch of canonical events, links and rechecks: members written, then each bucket emits once."""
+        batch = JoinBatch(join_topology.emits, projections.projector)
+        carriers: dict[str, object] = {}  # bucket -> the event that carried it (its table partition)
+        changed_by: dict[str, str] = {}  # bucket -> correlation id of the last change written to it
+        for event in taken:
+            correlation.set(None)
+            m = event.message
+            if m.topic == self.links_name:
+                message = pickle.loads(m.value)
+            else:
+                _, canonical = self.encoder.decode(m.value)
+                message = join_topology.entity_message(canonical)
+            bucket = message.bucket
+            if bucket not in batch:
+                make_current(event)
+                batch.load(bucket, self.buckets.get(bucket.encode()))
+            carriers[bucket] = event
+            if isinstance(message, Recheck):
+                batch.recheck(bucket)
+                continue
+            data = message.data or {}
+            source_ms = epoch_ms(data["source_ts"]) if data.get("source_ts") is not None else None
+            status = batch.write(message, (m.topic, m.partition, m.offset), source_ms)
+            self.join_results[status].inc()
+            if status == APPLIED and data.get("correlation_id"):
+                changed_by[bucket] = data["correlation_id"]
+            if source_ms is not None and status == APPLIED:
+                self.joined_latency.observe(max(0.0, time.time() - source_ms / 1000))
+        for bucket, touched, out in batch.finish():
+            event = carriers[bucket]
+            make_current(event)  # the bucket's and its alerts' table partition
+            correlation.set(changed_by.get(bucket))
+            state, sends = self._judge(bucket, touched.state, resend=touched.replayed)
+            self.buckets.set(bucket.encode(), state)
+            self.live_sums.replace(event.message.partition, bucket, touched.before, state)
+            for link in out.links:
+                self.links.send_soon(key=link.bucket.encode(), value=pickle.dumps(link, protocol=4))
+            for name, pid, record in out.projections:
+                value = None if record is None else self.encoder.encode(self.outputs[name].get_topic_name(),
+                                                                        PROJECTION_SCHEMA, record)
+                self.outputs[name].send_soon(key=pid.encode(), value=value, headers=_correlation(record))
+                self.metrics.projections_out.labels(name, "tombstone" if record is None else "update").inc()
+            self._send_alerts(sends)
+            if sends and touched.latest_source_ms is not None:
+                self.metrics.latency.labels("alerted").observe(
+                    max(0.0, time.time() - touched.latest_source_ms / 1000))
 
     def _judge(self, bucket: str, state: dict, resend: bool) -> tuple[dict, list[tuple[str, dict]]]:
         bucket_type, bucket_id = split_key(bucket)
@@ -120,13 +137,13 @@ class JoinAgents:
         waiting = sorted({(system, at) for system, at, _ in verdict.waiting})
         return {**state, "alerts": verdict.alerts, "waiting": waiting}, sends
 
-    async def _send_alerts(self, sends: list[tuple[str, dict]]) -> None:
+    def _send_alerts(self, sends: list[tuple[str, dict]]) -> None:
         for alert_key, record in sends:
             # The alert names the change behind it, whichever message (a link, a recheck) made it fire.
             log.info("alert %s %s: %s", alert_key, record["status"], record.get("message"),
                      extra={"correlation_id": record.get("correlation_id") or correlation.get()})
             value = self.encoder.encode(self.alerts_topic_name, ALERT_SCHEMA, record)
-            await self.alerts.send(key=alert_key.encode(), value=value, headers=_correlation(record))
+            self.alerts.send_soon(key=alert_key.encode(), value=value, headers=_correlation(record))
             self.metrics.alerts_out.labels(record["rule_id"], record["status"]).inc()
 
     def open_alerts_by_rule(self) -> dict[str, int]:
@@ -171,26 +188,14 @@ def _correlation(record: dict | None) -> list[tuple[str, bytes]]:
 def register(app: faust.App, settings: Settings, encoder: Encoder, metrics, watermarks,
              live_sums: LiveSums) -> JoinAgents:
     joins = JoinAgents(app, settings, encoder, metrics, watermarks, live_sums)
-    events = app.topic(*[f"{settings.topics.events_prefix}.{e}" for e in ENTITY_TYPES],
+    # Canonical events and link messages in one agent: a batch gathers both, so a bucket fed by an entity and
+    # by links in the same batch emits once.
+    inputs = app.topic(*[f"{settings.topics.events_prefix}.{e}" for e in ENTITY_TYPES], joins.links_name,
                        key_serializer="raw", value_serializer="raw")
 
-    @app.agent(events, name="join_entities")
-    async def join_entities(stream):
-        async for event in stream.events():
-            correlation.set(None)
-            m = event.message
-            _, canonical = encoder.decode(m.value)
-            await joins.process(join_topology.entity_message(canonical), (m.topic, m.partition, m.offset))
-
-    @app.agent(joins.links, name="join_links")
-    async def join_links(stream):
-        async for event in stream.events():
-            correlation.set(None)
-            m = event.message
-            message = pickle.loads(m.value)
-            if isinstance(message, Recheck):
-                await joins.recheck(message.bucket)
-            else:
-                await joins.process(message, (m.topic, m.partition, m.offset))
+    @app.agent(inputs, name="join")
+    async def join(stream):
+        async for taken in stream.take_events(settings.worker.batch_max, settings.worker.batch_within_s):
+            await joins.process_batch(taken)
 
     return joins

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import deque
 
 from streams import join_topology, projections
+from streams.join_batch import JoinBatch
 from streams.joins import Message, apply
 
 
@@ -39,3 +40,30 @@ class JoinDriver:
                 self.projections.pop((name, pid), None)
             else:
                 self.projections[(name, pid)] = record
+
+
+class BatchedJoinDriver(JoinDriver):
+    """The join as the agent runs it: the topic read `batch` messages at a time, each bucket emitting once
+    per batch (streams.join_batch); outputs join the end of the queue, as they would the links topic."""
+
+    def __init__(self, batch: int) -> None:
+        super().__init__()
+        self.batch = batch
+        self.queue: deque[Message] = deque()
+
+    def deliver(self, message: Message) -> None:
+        self.queue.append(message)
+
+    def drain(self) -> None:
+        while self.queue:
+            batch = JoinBatch(join_topology.emits, projections.projector)
+            for _ in range(min(self.batch, len(self.queue))):
+                msg = self.queue.popleft()
+                self.deliveries += 1
+                if msg.bucket not in batch:
+                    batch.load(msg.bucket, self.states.get(msg.bucket))
+                batch.write(msg, self.deliveries)
+            for bucket, touched, outputs in batch.finish():
+                self.states[bucket] = touched.state
+                self.queue.extend(outputs.links)
+                self.record(outputs.projections)

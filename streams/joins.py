@@ -78,10 +78,18 @@ def apply(state: dict | None, message: Message, emits: Emits, projector: Project
     that point both ways (an account and the customer naming each other) from echoing forever.
     Without a source, every duplicate counts as a replay.
     """
+    state, status = write(state, message, source)
+    if status == IGNORED:
+        return state, Outputs(), IGNORED
+    state, outputs = emit(message.bucket, state, emits, projector, force=status == REPLAYED)
+    return state, outputs, status
+
+
+def write(state: dict | None, message: Message, source=_ANY) -> tuple[dict, str]:
+    """The member write of `apply` alone, without outputs: a batch writes every message, then emits once."""
     state = state if state is not None else new_state()
     current = state["members"].get(message.member)
-    accepted = current is None or list(message.order) > list(current["order"])
-    if accepted:
+    if current is None or list(message.order) > list(current["order"]):
         state = {**state, "members": dict(state["members"])}
         member = {"order": list(message.order), "deleted": message.deleted,
                   "data": None if message.deleted else message.data}
@@ -91,13 +99,14 @@ def apply(state: dict | None, message: Message, emits: Emits, projector: Project
             member["source"] = source
         state["members"][message.member] = member
         state["version"] += 1
-        return _emit(message.bucket, state, emits, projector, force=False)
+        return state, APPLIED
     if source is not _ANY and current.get("source") != source:
-        return state, Outputs(), IGNORED
-    return _emit(message.bucket, state, emits, projector, force=True)
+        return state, IGNORED
+    return state, REPLAYED
 
 
-def _emit(key: str, state: dict, emits: Emits, projector: Projector, force: bool) -> tuple[dict, Outputs, str]:
+def emit(key: str, state: dict, emits: Emits, projector: Projector, force: bool) -> tuple[dict, Outputs]:
+    """The links and projections a bucket's state owes; force re-sends all of them (a replayed delivery)."""
     bucket_type, bucket_id = split_key(key)
     members = live_members(state)
     outputs = Outputs()
@@ -128,5 +137,4 @@ def _emit(key: str, state: dict, emits: Emits, projector: Projector, force: bool
         if force or emitted.get(slot, "none") != digest:
             outputs.projections.append((name, pid, record))
         emitted[slot] = digest
-    new = {**state, "routes": routes, "projections": emitted}
-    return new, outputs, REPLAYED if force else APPLIED
+    return {**state, "routes": routes, "projections": emitted}, outputs

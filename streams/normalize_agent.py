@@ -11,6 +11,7 @@ import time
 
 import faust
 
+from state.batch_state import BatchState
 from state.pickled_table import PickledTable
 from streams.dead_letters import ORIGINAL_TOPIC_HEADER, dead_letter
 from streams.encoding import Encoder
@@ -63,65 +64,74 @@ def register(app: faust.App, settings: Settings, mapping: Mapping, metrics: Work
                     stage, reason)
         await dlq.send(key=record.key, value=encoder.encode(settings.topics.dlq, DEAD_LETTER_SCHEMA, letter))
 
+    normalized_latency = metrics.latency.labels("normalized")
+
+    async def normalize_one(event, batch: BatchState) -> None:
+        correlation.set(None)
+        message = event.message
+        headers = _headers(message)
+        record = RawRecord(
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            key=message.key,
+            value=message.value,
+            headers=headers,
+            timestamp_ms=int((message.timestamp or 0) * 1000),
+        )
+        topic = record.topic
+        if topic == settings.topics.dlq_replay:
+            original = record.header(ORIGINAL_TOPIC_HEADER)
+            topic = original.decode() if original else topic
+            record = RawRecord(topic, record.partition, record.offset, record.key, record.value,
+                               headers, record.timestamp_ms)
+        where = mapping.source_of_topic(topic)
+        source_name = where[0] if where else topic.split(".", 1)[0]
+        outcome = parse(record, mapping, topic)
+        if isinstance(outcome, Control):
+            metrics.control.labels(outcome.source, outcome.kind).inc()
+            return
+        if where is not None:
+            metrics.events_in.labels(*where).inc()
+            counts.observe(topic, record.value)
+        if isinstance(outcome, DeadLetter):
+            await send_dead_letter(record, outcome.reason, outcome.stage, source_name)
+            return
+        assert isinstance(outcome, Parsed)
+        key = outcome.state_key.encode()
+        previous = batch.get(key, event)
+        canonical, new_state, dropped = finish(outcome, previous, int(time.time() * 1000),
+                                               (message.topic, record.partition, record.offset))
+        if canonical is not None:
+            correlation.set(canonical["correlation_id"])
+        if dropped is not None:
+            metrics.duplicates.labels(outcome.source, dropped.reason).inc()
+            if canonical is None:
+                return
+        topic_name = f"{settings.topics.events_prefix}.{outcome.entity_type}"
+        try:
+            value = encoder.encode(topic_name, EVENT_SCHEMA, _for_avro(canonical))
+        except Exception as exc:  # an unencodable event is a dead letter, not a crash
+            await send_dead_letter(record, f"cannot encode canonical event: {exc}", "encode", source_name)
+            return
+        # Queued, not awaited: Faust flushes the producer before it commits the offsets of this batch.
+        events[outcome.entity_type].send_soon(
+            key=outcome.entity_id.encode(),
+            value=value,
+            headers=[("correlation_id", canonical["correlation_id"].encode()),
+                     ("idempotency_key", canonical["idempotency_key"].encode())],
+        )
+        normalized_latency.observe(max(0.0, time.time() - canonical["source_ts"] / 1000))
+        if new_state is not None:
+            batch.set(key, new_state, event)
+            metrics.events_out.labels(outcome.source, outcome.entity_type).inc()
+
     async def normalize(stream):
-        async for event in stream.events():
-            correlation.set(None)
-            message = event.message
-            headers = _headers(message)
-            record = RawRecord(
-                topic=message.topic,
-                partition=message.partition,
-                offset=message.offset,
-                key=message.key,
-                value=message.value,
-                headers=headers,
-                timestamp_ms=int((message.timestamp or 0) * 1000),
-            )
-            topic = record.topic
-            if topic == settings.topics.dlq_replay:
-                original = record.header(ORIGINAL_TOPIC_HEADER)
-                topic = original.decode() if original else topic
-                record = RawRecord(topic, record.partition, record.offset, record.key, record.value,
-                                   headers, record.timestamp_ms)
-            where = mapping.source_of_topic(topic)
-            source_name = where[0] if where else topic.split(".", 1)[0]
-            outcome = parse(record, mapping, topic)
-            if isinstance(outcome, Control):
-                metrics.control.labels(outcome.source, outcome.kind).inc()
-                continue
-            if where is not None:
-                metrics.events_in.labels(*where).inc()
-                counts.observe(topic, record.value)
-            if isinstance(outcome, DeadLetter):
-                await send_dead_letter(record, outcome.reason, outcome.stage, source_name)
-                continue
-            assert isinstance(outcome, Parsed)
-            key = outcome.state_key.encode()
-            previous = state.get(key)
-            canonical, new_state, dropped = finish(outcome, previous, int(time.time() * 1000),
-                                                   (message.topic, record.partition, record.offset))
-            if canonical is not None:
-                correlation.set(canonical["correlation_id"])
-            if dropped is not None:
-                metrics.duplicates.labels(outcome.source, dropped.reason).inc()
-                if canonical is None:
-                    continue
-            topic_name = f"{settings.topics.events_prefix}.{outcome.entity_type}"
-            try:
-                value = encoder.encode(topic_name, EVENT_SCHEMA, _for_avro(canonical))
-            except Exception as exc:  # an unencodable event is a dead letter, not a crash
-                await send_dead_letter(record, f"cannot encode canonical event: {exc}", "encode", source_name)
-                continue
-            await events[outcome.entity_type].send(
-                key=outcome.entity_id.encode(),
-                value=value,
-                headers=[("correlation_id", canonical["correlation_id"].encode()),
-                         ("idempotency_key", canonical["idempotency_key"].encode())],
-            )
-            metrics.latency.labels("normalized").observe(max(0.0, time.time() - canonical["source_ts"] / 1000))
-            if new_state is not None:
-                state.set(key, new_state)
-                metrics.events_out.labels(outcome.source, outcome.entity_type).inc()
+        batch = BatchState(state)
+        async for taken in stream.take_events(settings.worker.batch_max, settings.worker.batch_within_s):
+            for event in taken:
+                await normalize_one(event, batch)
+            batch.flush()
 
     # One agent per raw topic family (a source's tables, heartbeats and signals), one for replays. All
     # share the state table: equal partition counts make Faust assign partition p of each to one worker.

@@ -9,10 +9,19 @@ class TopicCounts(Sensor):
     def __init__(self, metrics, **kwargs) -> None:
         super().__init__(**kwargs)
         self.metrics = metrics
+        # Labelled children by topic: called for every record, and labels() itself takes a lock each time.
+        self._in: dict[str, object] = {}
+        self._out: dict[str, object] = {}
 
     def on_message_in(self, tp, offset, message) -> None:
-        self.metrics.records_in.labels(tp.topic).inc()
+        child = self._in.get(tp.topic)
+        if child is None:
+            child = self._in[tp.topic] = self.metrics.records_in.labels(tp.topic)
+        child.inc()
 
     def on_send_initiated(self, producer, topic, message, keysize, valsize):
-        self.metrics.records_out.labels(topic).inc()
+        child = self._out.get(topic)
+        if child is None:
+            child = self._out[topic] = self.metrics.records_out.labels(topic)
+        child.inc()
         return None

@@ -46,6 +46,7 @@ class WatermarkTracker:
         self.lag: dict[str, int] = {}  # topic -> records past the group's committed offsets (true ends)
         self.last_error: str | None = None
         self._admin: AIOKafkaAdminClient | None = None
+        self._reader: AIOKafkaConsumer | None = None
 
     @property
     def marks(self) -> dict[str, int]:
@@ -68,7 +69,7 @@ class WatermarkTracker:
         except Exception as exc:  # the broker may be frozen or restarting: try again next tick
             self.last_error = repr(exc)
             log.warning("watermark tick failed: %r", exc)
-            await self._drop_admin()
+            await self._drop_clients()
             return {}
         self.last_error = None
         lag: dict[str, int] = {}
@@ -90,37 +91,45 @@ class WatermarkTracker:
         return {(tp.topic, tp.partition): meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
 
     async def _ends(self) -> tuple[dict[tuple[str, int], int], dict[str, int | None]]:
-        # A fresh reader each time: a reused one would answer with the high watermarks of its previous fetches.
-        consumer = AIOKafkaConsumer(bootstrap_servers=self._servers(), group_id=None, enable_auto_commit=False,
-                                    auto_offset_reset="earliest", fetch_max_wait_ms=100,
-                                    client_id=f"{self.group}-watermarks")
-        await consumer.start()
+        # One reader for every tick (starting one costs a bootstrap and a metadata round): probe_tails assigns
+        # its partitions afresh each time, and a new assignment starts with no high watermarks remembered.
+        if self._reader is None:
+            reader = AIOKafkaConsumer(bootstrap_servers=self._servers(), group_id=None, enable_auto_commit=False,
+                                      auto_offset_reset="earliest", fetch_max_wait_ms=100,
+                                      client_id=f"{self.group}-watermarks")
+            await reader.start()
+            self._reader = reader
         try:
-            found = await probe_tails(consumer, await reported_ends(consumer, self.partitions))
+            found = await probe_tails(self._reader, await reported_ends(self._reader, self.partitions))
         finally:
-            await consumer.stop()
+            self._reader.unsubscribe()  # or its fetcher would go on reading the raw topics between ticks
         ends = {tp: end for tp, (end, _) in found.items()}
         newest: dict[str, int | None] = dict.fromkeys(self.stages.raw)
         for (topic, _), (_, tail) in found.items():
             system = self.raw_system.get(topic)
             if system is None:
                 continue
-            for value in tail:
+            # A partition's records are in commit order, so its newest commit time is that of its last record
+            # that has one: read from the end, not the whole tail batch (thousands of records under load).
+            for value in reversed(tail):
                 ts = commit_ts_ms(value)
-                if ts is not None and (newest[system] is None or ts > newest[system]):
-                    newest[system] = ts
+                if ts is not None:
+                    if newest[system] is None or ts > newest[system]:
+                        newest[system] = ts
+                    break
         return ends, newest
 
-    async def _drop_admin(self) -> None:
+    async def _drop_clients(self) -> None:
         admin, self._admin = self._admin, None
-        if admin is not None:
+        reader, self._reader = self._reader, None
+        for close in ([admin.close] if admin else []) + ([reader.stop] if reader else []):
             try:
-                await admin.close()
+                await close()
             except Exception:  # already broken: nothing to release
                 pass
 
     async def stop(self) -> None:
-        await self._drop_admin()
+        await self._drop_clients()
 
     def health(self, waiting: dict[str, dict]) -> dict[str, dict]:
         """Per source: its watermark, how far behind the wall clock it is, and which alerts wait for it and why."""

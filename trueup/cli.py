@@ -657,9 +657,11 @@ SMOKE = {"events": 3000, "runs": 1, "latency_rate": 40.0, "latency_s": 8.0, "sna
               help="Run only these parts (repeatable); default all.")
 @click.option("--smoke", is_flag=True, help="A small run of every part (what CI runs): figures, not targets.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("bench-results"), show_default=True)
+@click.option("--input", "input_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Throughput input saved by an earlier run (<out>/bench-input.jsonl) instead of a new capture.")
 @click.pass_obj
 @_fail_cleanly
-def bench(obj: Context, events, runs, latency_rate, latency_s, snapshot_rows, parts, smoke, out) -> None:
+def bench(obj: Context, events, runs, latency_rate, latency_s, snapshot_rows, parts, smoke, out, input_file) -> None:
     """Measure throughput against baselines, commit-to-alert latency and snapshot speed; print figures."""
     from trueup.bench.report import lines
     from trueup.bench.run import PARTS, run_bench
@@ -669,7 +671,7 @@ def bench(obj: Context, events, runs, latency_rate, latency_s, snapshot_rows, pa
             SMOKE["events"], SMOKE["runs"], SMOKE["latency_rate"], SMOKE["latency_s"], SMOKE["snapshot_rows"])
     result, json_path, png_path = run_bench(obj.settings, out.resolve(), events, runs, latency_rate, latency_s,
                                             snapshot_rows, tuple(parts) or PARTS,
-                                            echo=lambda text: click.echo(text, err=True))
+                                            echo=lambda text: click.echo(text, err=True), input_file=input_file)
     for line in lines(result):
         click.echo(line)
     click.echo(f"result: {json_path}\nchart:  {png_path}")

@@ -99,6 +99,10 @@ class WorkerSettings(_Section):
     commit_interval_s: float = Field(
         1.0, gt=0, description="Faust's broker_commit_interval; watermarks pass a stage per commit"
     )
+    batch_max: int = Field(
+        1000, ge=1, le=100_000, description="events an agent takes at once; state is written once per key per batch"
+    )
+    batch_within_s: float = Field(0.02, gt=0, le=5, description="how long an agent waits to fill a batch")
 
 
 class ConnectSettings(_Section):

@@ -20,10 +20,10 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from streams import join_topology, projections
-from streams.join_driver import JoinDriver
+from streams.join_driver import BatchedJoinDriver, JoinDriver
 from streams.joins import apply
 from streams.projections import net_paid
-from tests.unit.histories import ENTITIES, Source, a_date, buckets, driver_of, final_rows, latest, money
+from tests.unit.histories import ENTITIES, Source, World, a_date, buckets, driver_of, final_rows, latest, money
 
 SETTINGS = settings(max_examples=200, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -340,3 +340,40 @@ def test_a_crash_between_state_write_and_sends_loses_nothing(in_order):
         b.feed(ev)
     assert buckets(b) == buckets(a)
     assert b.projections == a.projections
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios(), st.integers(1, 40), st.integers(1, 60))
+def test_batches_of_any_size_end_in_the_same_buckets_and_projections(scenario, size, fed_at_once):
+    """The agent writes a batch's members first and lets each bucket emit once; whatever the batch size,
+    and however much of the history has arrived when a batch is taken, the end state is message-at-a-time's."""
+    in_order, with_duplicates, _ = scenario
+    a = driver_of(in_order)
+    b = BatchedJoinDriver(size)
+    for i, ev in enumerate(with_duplicates):
+        b.feed(ev)
+        if i % fed_at_once == 0:
+            b.drain()
+    b.drain()
+    assert buckets(b) == buckets(a)
+    assert b.projections == a.projections
+    assert observed_views(b.projections) == expected_views(in_order)
+
+
+def test_a_batch_emits_once_per_bucket():
+    """Three payments of one invoice in one batch: one write of the invoice view, one projection record."""
+    src = World()
+    events = [src.upsert("invoice", "in_1", customer_id=None, subscription_id=None, erp_order_no=None,
+                         amount_due=money("30.00"), amount_paid=None, status="open")]
+    events += [src.upsert("payment", f"py_{i}", invoice_id="in_1", customer_id=None, amount=money("10.00"),
+                          kind="charge", status="succeeded") for i in range(3)]
+    one_by_one, batched = JoinDriver(), BatchedJoinDriver(100)
+    for ev in events:
+        one_by_one.feed(ev)
+        batched.feed(ev)
+    batched.drain()
+    assert batched.projections == one_by_one.projections
+    invoice_records = lambda d: [e for e in d.emitted if e[0] == "invoice"]  # noqa: E731
+    assert len(invoice_records(one_by_one)) == 4
+    assert len(invoice_records(batched)) == 1
+    assert batched.projections[("invoice", "in_1")]["totals"]["paid"]

@@ -22,6 +22,21 @@ class Raw:
     value: bytes
 
 
+def save(captured: list[Raw], path) -> None:
+    """Captured records as JSON lines (key and value as text), to rerun the throughput part on the same input."""
+    with open(path, "w", encoding="utf-8") as out:
+        for r in captured:
+            out.write(json.dumps({"topic": r.topic, "key": None if r.key is None else r.key.decode(),
+                                  "value": r.value.decode()}) + "\n")
+
+
+def load(path) -> list[Raw]:
+    """Records written by `save`."""
+    with open(path, encoding="utf-8") as lines:
+        rows = [json.loads(line) for line in lines if line.strip()]
+    return [Raw(r["topic"], None if r["key"] is None else r["key"].encode(), r["value"].encode()) for r in rows]
+
+
 def is_identifier(column: str) -> bool:
     return column in ID_COLUMNS or column.endswith(ID_SUFFIXES)
 

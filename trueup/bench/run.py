@@ -17,7 +17,7 @@ from pathlib import Path
 from state.topic_end import read_to_end
 from streams.mapping import load_mapping
 from streams.topics import raw_data_topics
-from trueup.bench import latency, snapshot
+from trueup.bench import envelopes, latency, snapshot
 from trueup.bench.envelopes import Raw
 from trueup.bench.report import write_json, write_png
 from trueup.bench.throughput import run_throughput
@@ -63,14 +63,16 @@ def capture(settings: Settings, bootstrap: str) -> list[Raw]:
 
 
 def run_bench(settings: Settings, out: Path, events: int, runs: int, latency_rate: float, latency_s: float,
-              snapshot_rows: int, parts: tuple[str, ...] = PARTS, echo=print) -> tuple[dict, Path, Path]:
+              snapshot_rows: int, parts: tuple[str, ...] = PARTS, echo=print,
+              input_file: Path | None = None) -> tuple[dict, Path, Path]:
+    """Run the parts; the throughput input comes from the latency stack, or from `input_file` when given."""
     started = datetime.now(timezone.utc)
     token = settings.api.token.get_secret_value() if settings.api.token else None
     result: dict = {"started": started.isoformat(), "machine": machine(), "parts": list(parts)}
     work = Path(tempfile.mkdtemp(prefix="trueup-bench-"))
     try:
-        captured: list[Raw] = []
-        if "latency" in parts or "throughput" in parts:
+        captured: list[Raw] = envelopes.load(input_file) if input_file else []
+        if "latency" in parts or ("throughput" in parts and not captured):
             echo("starting a stack for the latency run (its raw records are the throughput input)")
             stack = _stack(settings, work / "stack", echo)
             try:
@@ -79,6 +81,8 @@ def run_bench(settings: Settings, out: Path, events: int, runs: int, latency_rat
                 result["latency"] = latency.measure(settings, status, latency_rate, latency_s,
                                                     seed=int(time.time()), echo=echo, token=token)
                 captured = capture(settings, status["kafka"]["bootstrap"])
+                out.mkdir(parents=True, exist_ok=True)
+                envelopes.save(captured, out / "bench-input.jsonl")
             finally:
                 _remove(stack)
             if "latency" not in parts:

@@ -148,13 +148,19 @@ class Bench:
         app_id = f"bench-full-{run}"
         data_dir = self.work / f"full-{run}"
         data_dir.mkdir(parents=True, exist_ok=True)
-        specs = catalog(self.mapping, self.sources, self.settings.topics, self.settings.kafka.partitions, app_id)
+        # Output topics of its own per run: a later run must not read an earlier run's canonical events.
+        topics = self.settings.topics.model_copy(update={"events_prefix": f"{app_id}.events",
+                                                         "projections_prefix": f"{app_id}.projections",
+                                                         "alerts": f"{app_id}.alerts"})
+        specs = catalog(self.mapping, self.sources, topics, self.settings.kafka.partitions, app_id)
         broker.ensure_topics(self.bootstrap, specs)
         port = free_port()
+        env = {**self._env(app_id, data_dir), "TRUEUP_TOPICS__EVENTS_PREFIX": topics.events_prefix,
+               "TRUEUP_TOPICS__PROJECTIONS_PREFIX": topics.projections_prefix, "TRUEUP_TOPICS__ALERTS": topics.alerts}
         pid = spawn([sys.executable, "-m", "trueup.cli", "worker", "--index", "0", "--web-port", str(port)],
-                    data_dir / "worker.log", env=self._env(app_id, data_dir))
+                    data_dir / "worker.log", env=env)
         stages = {"raw": set(self.topics),
-                  "events": {f"{self.settings.topics.events_prefix}.{e}" for e in ENTITY_TYPES},
+                  "events": {f"{topics.events_prefix}.{e}" for e in ENTITY_TYPES},
                   "links": {links_topic(app_id)}}
         first = None
         drained: dict[str, float] = {}
