@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import urllib.request
-from datetime import datetime
 
 from state.topic_end import read_to_end
 from streams.encoding import Encoder
 from tests.canonical import wait_until
+from trueup.query import watermark_ms
 from trueup.settings import load_settings
 
 
@@ -43,8 +43,7 @@ def health(stack, token: str | None = None) -> dict:
 def wait_caught_up(stack, past_ms: int, token: str | None = None, timeout_s: float = 180.0) -> None:
     """Every source's watermark is past past_ms and no rule check waits on any of them."""
     def done(sources):
-        return all(s["watermark"] and datetime.fromisoformat(s["watermark"]).timestamp() * 1000 >= past_ms
-                   and s["waiting_alerts"] == 0 for s in sources.values())
+        return all(watermark_ms(s) >= past_ms and s["waiting_alerts"] == 0 for s in sources.values())
 
     wait_until(lambda: health(stack, token)["sources"], done, timeout_s, f"watermarks past {past_ms}, none waiting")
 

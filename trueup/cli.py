@@ -663,9 +663,13 @@ SMOKE = {"events": 3000, "runs": 1, "latency_rate": 40.0, "latency_s": 8.0, "sna
 @_fail_cleanly
 def bench(obj: Context, events, runs, latency_rate, latency_s, snapshot_rows, parts, smoke, out, input_file) -> None:
     """Measure throughput against baselines, commit-to-alert latency and snapshot speed; print figures."""
+    import signal
+
     from trueup.bench.report import lines
     from trueup.bench.run import PARTS, run_bench
 
+    # A SIGTERM must unwind like Ctrl-C, so the stacks and brokers the run started are stopped by its finally.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     if smoke:
         events, runs, latency_rate, latency_s, snapshot_rows = (
             SMOKE["events"], SMOKE["runs"], SMOKE["latency_rate"], SMOKE["latency_s"], SMOKE["snapshot_rows"])

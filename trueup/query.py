@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -34,6 +35,12 @@ def fetch(base_url: str, path: str, params: dict | None = None, token: str | Non
         raise QueryError(f"{exc.code}: {message}" + (f" (retry after {retry}s)" if retry else "")) from None
     except (urllib.error.URLError, OSError) as exc:
         raise QueryError(f"cannot reach {url}: {exc}") from None
+
+
+def watermark_ms(source_health: dict) -> int:
+    """A source's watermark from its /health entry, in epoch milliseconds; -1 while it has none."""
+    mark = source_health.get("watermark")
+    return int(datetime.fromisoformat(mark.replace("Z", "+00:00")).timestamp() * 1000) if mark else -1
 
 
 def quote(text: str) -> str:

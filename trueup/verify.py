@@ -33,7 +33,7 @@ from streams.verify_core import classify, differing, merge_sums, split
 from streams.verify_sums import FINE_BUCKETS, is_coarsening
 from streams.verify_specs import entity_specs
 from trueup import verify_sql
-from trueup.query import fetch
+from trueup.query import fetch, watermark_ms
 from trueup.settings import Settings
 
 PAGE = 2000
@@ -96,8 +96,7 @@ class Verifier:
         return urls
 
     def _watermark_ms(self, source: str) -> int:
-        mark = self._get(self.api_url, "/health")["sources"].get(source, {}).get("watermark")
-        return int(datetime.fromisoformat(mark.replace("Z", "+00:00")).timestamp() * 1000) if mark else -1
+        return watermark_ms(self._get(self.api_url, "/health")["sources"].get(source, {}))
 
     def _wait_processed(self, source: str, snapshot_ms: int) -> None:
         deadline = time.monotonic() + self.wait_s

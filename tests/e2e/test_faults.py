@@ -5,8 +5,8 @@ for good, the billing Debezium process SIGKILLed and restarted, PostgreSQL resta
 30 s, poison records in every raw topic, every billing raw record delivered a second time. Once the workers'
 watermarks are past the last SLA, the end state must be the one a fault-free run gives: (a) exactly the
 simulator's ground-truth alerts, each open once; (b) every invoice projection equal to an oracle computed with
-independent SQL from billing (corrected status, billing's status beside it, net paid per currency) and a
-tombstone for every deleted invoice; (c) every invoice and payment row's final state (updated_at included) as
+independent SQL from billing (corrected status, billing's status beside it, net paid per currency) and no
+live value for any deleted invoice (a tombstone, or no record when its bucket saw it born and deleted in one batch); (c) every invoice and payment row's final state (updated_at included) as
 its last canonical event and a delete as the last event of every deleted row, so nothing was lost and, with
 (b)'s totals, nothing was counted twice. Poison lands on the dead-letter topic with a reason and nothing else
 does; redelivered raw records change neither the state nor the alerts.

@@ -9,7 +9,6 @@ that change's commit time gives commit-to-alert. Only records caused during the 
 from __future__ import annotations
 
 import time
-from datetime import datetime
 
 from state.topic_end import read_to_end
 from streams.encoding import Encoder
@@ -17,7 +16,7 @@ from streams.mapping import ENTITY_TYPES
 from streams.topics import PROJECTIONS
 from streams.values import epoch_ms
 from trueup.bench.stats import summary
-from trueup.query import QueryError, fetch
+from trueup.query import QueryError, fetch, watermark_ms
 from trueup.settings import Settings
 from trueup.simulator import Simulator
 
@@ -28,8 +27,7 @@ def wait_caught_up(api_url: str, past_ms: int, timeout_s: float, token: str | No
     while time.monotonic() - started < timeout_s:
         try:
             sources = fetch(api_url, "/health", None, token, timeout_s=10)["sources"]
-            marks = [s.get("watermark") for s in sources.values()]
-            if marks and all(m and datetime.fromisoformat(m).timestamp() * 1000 >= past_ms for m in marks):
+            if sources and all(watermark_ms(s) >= past_ms for s in sources.values()):
                 return time.monotonic() - started
         except QueryError:
             pass
