@@ -7,6 +7,7 @@ from pathlib import Path
 
 import faust
 
+from state import faust_fetch_wait as fetch_wait
 from state.faust_highwater import install
 from streams.api import guard
 from trueup.settings import Settings
@@ -48,4 +49,5 @@ def create_app(settings: Settings, bootstrap: str, index: int, web_port: int) ->
         web_stats_enabled=False,
     )
     install(app)  # changelog restores read to the true end (the local broker's ListOffsets reports less)
+    fetch_wait.install(app, settings.kafka.fetch_max_wait_ms)
     return app

@@ -37,6 +37,9 @@ class KafkaSettings(_Section):
     producer_linger_ms: int = Field(20, ge=0, le=5000)
     producer_batch_bytes: int = Field(256 * 1024, ge=16 * 1024, description="workers' producer batch size")
     fetch_max_bytes: int = Field(16 * 1024 * 1024, ge=1024 * 1024, description="workers' fetch size per partition")
+    fetch_max_wait_ms: int = Field(
+        100, ge=1, le=10_000, description="workers' longest fetch wait when no data is there (Faust's own is 1,500)"
+    )
 
     @field_validator("bootstrap")
     @classmethod
@@ -95,14 +98,16 @@ class WorkerSettings(_Section):
     app_id: str = Field("trueup", pattern=r"^[A-Za-z0-9._-]+$")
     standby_replicas: int = Field(0, ge=0, le=4)
     report_interval_s: float = Field(5.0, gt=0)
-    watermark_interval_s: float = Field(1.0, gt=0, description="how often source watermarks and deadlines advance")
+    watermark_interval_s: float = Field(
+        0.25, gt=0, description="how often source watermarks and deadlines advance (a stage per tick)"
+    )
     commit_interval_s: float = Field(
-        1.0, gt=0, description="Faust's broker_commit_interval; watermarks pass a stage per commit"
+        0.25, gt=0, description="Faust's broker_commit_interval; watermarks pass a stage per commit"
     )
     batch_max: int = Field(
         1000, ge=1, le=100_000, description="events an agent takes at once; state is written once per key per batch"
     )
-    batch_within_s: float = Field(0.02, gt=0, le=5, description="how long an agent waits to fill a batch")
+    batch_within_s: float = Field(0.1, gt=0, le=5, description="how long an agent waits to fill a batch")
 
 
 class ConnectSettings(_Section):
