@@ -12,20 +12,12 @@ from typing import Any
 
 import faust
 
-_INSTALLED = "_trueup_fetch_wait"
+from state.faust_consumer_hook import on_new_consumer
 
 
 def install(app: faust.App, fetch_max_wait_ms: int) -> None:
     """Call once, before the app starts: the worker consumer the app creates waits at most fetch_max_wait_ms."""
-    if getattr(app, _INSTALLED, False):
-        return
-    setattr(app, _INSTALLED, True)
-    new_consumer = app._new_consumer  # the consumer is created lazily: wrap its factory
-
-    def _new_consumer() -> Any:
-        return _wrap(new_consumer(), fetch_max_wait_ms)
-
-    app._new_consumer = _new_consumer  # type: ignore[method-assign]
+    on_new_consumer(app, "fetch_wait", lambda consumer: _wrap(consumer, fetch_max_wait_ms))
 
 
 def _wrap(consumer: Any, fetch_max_wait_ms: int) -> Any:

@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaConsumer
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth, server_list
 from faust.types import TP
 
+from state.faust_consumer_hook import on_new_consumer
 from state.partition_ends import probe_tails
 
 log = logging.getLogger(__name__)
@@ -24,23 +25,11 @@ log = logging.getLogger(__name__)
 
 PROBE_TIMEOUT_S = 15.0
 PROBE_ATTEMPTS = 4
-_INSTALLED = "_trueup_true_highwaters"
 
 
 def install(app: faust.App) -> None:
     """Call once, before the app starts: every consumer the app creates reports true changelog ends to recovery."""
-    if getattr(app, _INSTALLED, False):
-        return
-    setattr(app, _INSTALLED, True)
-    # app.consumer is created lazily (needs the running loop), so wrap its factory instead of touching it now.
-    new_consumer = app._new_consumer
-
-    def _new_consumer() -> Any:
-        return _wrap(app, new_consumer())
-
-    app._new_consumer = _new_consumer  # type: ignore[method-assign]
-    if app._consumer is not None:  # already created: wrap that one too
-        _wrap(app, app._consumer)
+    on_new_consumer(app, "true_highwaters", lambda consumer: _wrap(app, consumer))
 
 
 def _wrap(app: faust.App, consumer: Any) -> Any:

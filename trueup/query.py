@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 import urllib.error
 import urllib.parse
 import urllib.request
+from datetime import datetime
 
 from rich.console import Console
 from rich.table import Table
