@@ -74,7 +74,6 @@ class JoinAgents:
         """One batch of canonical events, links and rechecks: members written, then each bucket emits once."""
         batch = JoinBatch(join_topology.emits, projections.projector)
         carriers: dict[str, object] = {}  # bucket -> the event that carried it (its table partition)
-        changed_by: dict[str, str] = {}  # bucket -> correlation id of the last change written to it
         for event in taken:
             correlation.set(None)
             m = event.message
@@ -95,14 +94,12 @@ class JoinAgents:
             source_ms = epoch_ms(data["source_ts"]) if data.get("source_ts") is not None else None
             status = batch.write(message, (m.topic, m.partition, m.offset), source_ms)
             self.join_results[status].inc()
-            if status == APPLIED and data.get("correlation_id"):
-                changed_by[bucket] = data["correlation_id"]
             if source_ms is not None and status == APPLIED:
                 self.joined_latency.observe(max(0.0, time.time() - source_ms / 1000))
         for bucket, touched, out in batch.finish():
             event = carriers[bucket]
             make_current(event)  # the bucket's and its alerts' table partition
-            correlation.set(changed_by.get(bucket))
+            correlation.set(touched.correlation_id)
             state, sends = self._judge(bucket, touched.state, resend=touched.replayed)
             self.buckets.set(bucket.encode(), state)
             self.live_sums.replace(event.message.partition, bucket, touched.before, state)

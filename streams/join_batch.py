@@ -24,6 +24,7 @@ class Touched:
     replayed: bool = False
     recheck: bool = False
     latest_source_ms: int | None = None
+    correlation_id: str | None = None  # of the last change written: the one an alert names
 
     @property
     def changed(self) -> bool:
@@ -52,6 +53,7 @@ class JoinBatch:
         touched.state = state
         if status == APPLIED:
             touched.applied += 1
+            touched.correlation_id = (message.data or {}).get("correlation_id") or touched.correlation_id
         else:
             touched.replayed = True
         if source_ms is not None:

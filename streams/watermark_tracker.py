@@ -35,6 +35,7 @@ class WatermarkTracker:
     def __init__(self, app: faust.App, settings: Settings, mapping: Mapping) -> None:
         self.app = app
         self.group = settings.worker.app_id
+        self.fetch_max_wait_ms = settings.kafka.fetch_max_wait_ms
         self.stages = stages_for(settings, mapping)
         self.core = Watermarks(self.stages)
         wanted = self.stages.all_topics()
@@ -95,7 +96,7 @@ class WatermarkTracker:
         # its partitions afresh each time, and a new assignment starts with no high watermarks remembered.
         if self._reader is None:
             reader = AIOKafkaConsumer(bootstrap_servers=self._servers(), group_id=None, enable_auto_commit=False,
-                                      auto_offset_reset="earliest", fetch_max_wait_ms=100,
+                                      auto_offset_reset="earliest", fetch_max_wait_ms=self.fetch_max_wait_ms,
                                       client_id=f"{self.group}-watermarks")
             await reader.start()
             self._reader = reader

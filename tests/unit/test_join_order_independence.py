@@ -377,3 +377,19 @@ def test_a_batch_emits_once_per_bucket():
     assert len(invoice_records(one_by_one)) == 4
     assert len(invoice_records(batched)) == 1
     assert batched.projections[("invoice", "in_1")]["totals"]["paid"]
+
+
+def test_a_batch_keeps_the_correlation_id_of_the_last_change_applied():
+    """The alert a bucket raises names the change behind it: the last one the batch applied, not a stale copy."""
+    from streams.join_batch import JoinBatch
+
+    src = World()
+    first = src.upsert("payment", "py_1", invoice_id="in_1", customer_id=None, amount=money("10.00"),
+                       kind="charge", status="succeeded")
+    second = src.rewrite(first)
+    batch = JoinBatch(join_topology.emits, projections.projector)
+    batch.load("payment|py_1", None)
+    assert batch.write(join_topology.entity_message(first), 1) == "applied"
+    assert batch.write(join_topology.entity_message(second), 2) == "applied"
+    assert batch.write(join_topology.entity_message(first), 3) == "ignored"  # older: changes nothing
+    assert batch.buckets["payment|py_1"].correlation_id == second["correlation_id"] != first["correlation_id"]
