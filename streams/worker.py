@@ -45,8 +45,11 @@ def build_worker_app(settings: Settings, bootstrap: str, index: int, web_port: i
 
     @app.timer(interval=settings.worker.watermark_interval_s)
     async def advance_watermarks() -> None:
-        if not app.tables.recovery.completed.is_set():
-            return  # the bucket tables are not whole yet: nothing to rebuild deadlines from
+        # The bucket tables are not whole yet: nothing to rebuild deadlines from. `completed` is set once, at
+        # the first recovery, and never cleared; `rebalancing` covers every later handover until its tables are
+        # restored. Without it a tick could rebuild from half-restored partitions and lose their deadlines.
+        if not app.tables.recovery.completed.is_set() or app.rebalancing:
+            return
         now_assigned = frozenset(app.consumer.assignment())
         if now_assigned != last_assignment[0]:
             last_assignment[0] = now_assigned
