@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import time
 
@@ -17,6 +18,18 @@ from streams.watermarks import Stages, Watermarks, commit_ts_ms
 from trueup.settings import Settings
 
 log = logging.getLogger(__name__)
+_probing: contextvars.ContextVar[bool] = contextvars.ContextVar("trueup_watermark_probe", default=False)
+
+
+class _QuietProbe(logging.Filter):
+    """Drops aiokafka's info lines about the watermark reader's own (re)assignments: four ticks a second of noise."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not _probing.get() or record.levelno > logging.INFO
+
+
+for _name in ("aiokafka.consumer.consumer", "aiokafka.consumer.subscription_state"):
+    logging.getLogger(_name).addFilter(_QuietProbe())
 
 
 def stages_for(settings: Settings, mapping: Mapping) -> Stages:
@@ -100,10 +113,12 @@ class WatermarkTracker:
                                       client_id=f"{self.group}-watermarks")
             await reader.start()
             self._reader = reader
+        quiet = _probing.set(True)
         try:
             found = await probe_tails(self._reader, await reported_ends(self._reader, self.partitions))
         finally:
             self._reader.unsubscribe()  # or its fetcher would go on reading the raw topics between ticks
+            _probing.reset(quiet)
         ends = {tp: end for tp, (end, _) in found.items()}
         newest: dict[str, int | None] = dict.fromkeys(self.stages.raw)
         for (topic, _), (_, tail) in found.items():

@@ -79,6 +79,7 @@ class Watermarks:
         self.in_flight: dict[tuple[str, int], Barrier] = {}
         self._noted: dict[str, int | None] = dict.fromkeys(stages.raw)
         self._started: dict[str, int] = dict.fromkeys(stages.raw, -1)  # newest time a barrier was started for
+        self._committed: dict[TP, int] = {}  # the group's offsets at the last step, to say what a barrier waits on
 
     def step(self, committed: dict[TP, int], ends: dict[TP, int], newest: dict[str, int | None]) -> dict[str, int]:
         """Advance with the group's committed offsets, then ends read *after* them; return what moved.
@@ -86,6 +87,7 @@ class Watermarks:
         newest is each source's newest commit time seen in this same read of the ends.
         """
         moved: dict[str, int] = {}
+        self._committed = committed
         last = self.stages.count - 1
         for system in self.stages.raw:
             for stage in range(last, -1, -1):
@@ -114,9 +116,14 @@ class Watermarks:
         return dict(self._noted)
 
     def behind(self, system: str) -> list[dict]:
-        """The barriers a source's watermark waits on, oldest stage first, for /health."""
-        return [{"covers_ms": b.covers_ms, "stage": _stage_name(b.stage)}
+        """The barriers a source's watermark waits on, oldest stage first, and the partitions each still waits for."""
+        return [{"covers_ms": b.covers_ms, "stage": _stage_name(b.stage), "waiting_on": self._short_of(b)}
                 for (s, _), b in sorted(self.in_flight.items()) if s == system]
+
+    def _short_of(self, barrier: Barrier, limit: int = 10) -> list[dict]:
+        short = [{"topic": t, "partition": p, "end": end, "committed": self._committed.get((t, p), 0)}
+                 for (t, p), end in sorted(barrier.targets.items()) if self._committed.get((t, p), 0) < end]
+        return short[:limit]
 
 
 def _restrict(ends: dict[TP, int], topics: Iterable[str]) -> dict[TP, int]:

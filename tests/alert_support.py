@@ -45,7 +45,11 @@ def wait_caught_up(stack, past_ms: int, token: str | None = None, timeout_s: flo
     def done(sources):
         return all(watermark_ms(s) >= past_ms and s["waiting_alerts"] == 0 for s in sources.values())
 
-    wait_until(lambda: health(stack, token)["sources"], done, timeout_s, f"watermarks past {past_ms}, none waiting")
+    try:
+        wait_until(lambda: health(stack, token)["sources"], done, timeout_s, f"watermarks past {past_ms}, none waiting")
+    except AssertionError as exc:  # the message is cut short: name what each stuck barrier still waits for
+        stuck = {name: s["barriers"] for name, s in health(stack, token)["sources"].items() if not done({name: s})}
+        raise AssertionError(f"{exc}\nbarriers short of their ends: {stuck}") from None
 
 
 def expected_alerts(ground_truth: dict) -> set[tuple[str, str, str]]:

@@ -31,6 +31,8 @@ def test_a_watermark_passes_raw_events_and_every_link_hop_before_it_moves():
     assert w.step({}, e, {"crm": 1_000, "erp": None}) == {} and w.behind("crm") == []
     assert w.step({}, e, {}) == {}
     assert [b["stage"] for b in w.behind("crm")] == ["raw"]
+    w.step({("crm.accounts", 0): 5}, e, {})  # one raw partition passed, the heartbeat one not yet
+    assert w.behind("crm")[0]["waiting_on"] == [{"topic": "crm.hb", "partition": 0, "end": 3, "committed": 0}]
     committed = {("crm.accounts", 0): 5, ("crm.hb", 0): 3}
     assert w.step(committed, e, {"crm": 2_000}) == {}  # raw passed -> events
     assert [b["stage"] for b in w.behind("crm")] == ["events"]  # 2_000 is noted: its barrier starts next step
