@@ -8,6 +8,7 @@ from pathlib import Path
 import faust
 
 from state import faust_fetch_wait as fetch_wait
+from state import faust_stall_repair as stall_repair
 from state import faust_uncommitted_seek as uncommitted_seek
 from state.faust_highwater import install
 from streams.api import guard
@@ -52,4 +53,5 @@ def create_app(settings: Settings, bootstrap: str, index: int, web_port: int) ->
     install(app)  # changelog restores read to the true end (the local broker's ListOffsets reports less)
     fetch_wait.install(app, settings.kafka.fetch_max_wait_ms)
     uncommitted_seek.install(app)  # a worker that left before its first commit leaves nothing unread
+    stall_repair.install(app, settings.worker.stalled_partition_s)  # a record Faust skipped is read again
     return app
