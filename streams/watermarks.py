@@ -88,28 +88,39 @@ class Watermarks:
         """
         moved: dict[str, int] = {}
         self._committed = committed
-        last = self.stages.count - 1
         for system in self.stages.raw:
-            for stage in range(last, -1, -1):
-                barrier = self.in_flight.get((system, stage))
-                if barrier is None or not passed(barrier.targets, committed):
-                    continue
-                del self.in_flight[(system, stage)]
-                if stage == last:
-                    if barrier.covers_ms > self.marks[system]:
-                        self.marks[system] = moved[system] = barrier.covers_ms
-                elif (system, stage + 1) not in self.in_flight:
-                    self.in_flight[(system, stage + 1)] = Barrier(
-                        system, barrier.covers_ms, stage + 1, _restrict(ends, self.stages.topics(system, stage + 1)))
-                else:
-                    self.in_flight[(system, stage)] = barrier  # the next stage is busy: wait there
+            # Until nothing moves: a barrier entering a stage is checked against the same commits at once, so
+            # stages with nothing pending (often the later link hops) pass in one step. That is sound because
+            # the ends were read after the commits: committed >= end means all below the end was committed then.
             noted = self._noted[system]
             if noted is not None and noted > self._started[system] and (system, 0) not in self.in_flight:
                 self.in_flight[(system, 0)] = Barrier(system, noted, 0, _restrict(ends, self.stages.raw[system]))
                 self._started[system] = noted
+            while self._advance(system, committed, ends, moved):
+                pass
             if newest.get(system) is not None:
                 self._noted[system] = max(newest[system], noted or -1)
         return moved
+
+    def _advance(self, system: str, committed: dict[TP, int], ends: dict[TP, int], moved: dict[str, int]) -> bool:
+        """One pass over a source's stages, last first so a barrier ahead frees its stage; True if any moved."""
+        last = self.stages.count - 1
+        progressed = False
+        for stage in range(last, -1, -1):
+            barrier = self.in_flight.get((system, stage))
+            if barrier is None or not passed(barrier.targets, committed):
+                continue
+            if stage < last and (system, stage + 1) in self.in_flight:
+                continue  # the next stage is busy: wait here
+            del self.in_flight[(system, stage)]
+            progressed = True
+            if stage == last:
+                if barrier.covers_ms > self.marks[system]:
+                    self.marks[system] = moved[system] = barrier.covers_ms
+            else:
+                self.in_flight[(system, stage + 1)] = Barrier(
+                    system, barrier.covers_ms, stage + 1, _restrict(ends, self.stages.topics(system, stage + 1)))
+        return progressed
 
     @property
     def newest(self) -> dict[str, int | None]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from streams.watermarks import LINK_HOPS, Stages, Watermarks, commit_ts_ms
+from streams.watermarks import Stages, Watermarks, commit_ts_ms
 
 STAGES = Stages(raw={"crm": ("crm.accounts", "crm.hb"), "erp": ("erp.orders",)}, events=("ev.account",),
                 links="links")
@@ -39,11 +39,25 @@ def test_a_watermark_passes_raw_events_and_every_link_hop_before_it_moves():
     w.step(committed, e, {})
     assert [(b["stage"], b["covers_ms"]) for b in w.behind("crm")] == [("raw", 2_000), ("events", 1_000)]
     committed[("ev.account", 0)] = 7
-    assert w.step(committed, e, {}) == {}  # events passed -> links hop 1
+    assert w.step(committed, e, {}) == {}  # events passed -> links hop 1, which has records not yet committed
+    assert [(b["stage"], b["covers_ms"]) for b in w.behind("crm")] == [("events", 2_000), ("links hop 1", 1_000)]
     committed[("links", 0)] = 9
-    for _ in range(LINK_HOPS - 1):
-        assert w.step(committed, e, {}) == {}
-    assert w.step(committed, e, {}) == {"crm": 1_000} and w.marks == {"crm": 1_000, "erp": -1}
+    # Both barriers pass every stage with nothing pending in the same step: the later link hops were idle.
+    assert w.step(committed, e, {}) == {"crm": 2_000} and w.marks == {"crm": 2_000, "erp": -1}
+    assert w.behind("crm") == []
+
+
+def test_a_barrier_passes_idle_stages_at_once_but_stops_at_one_with_records_pending():
+    w = Watermarks(STAGES)
+    w.step({}, ends(crm_accounts=2), {"crm": 1_000})
+    done_raw = {("crm.accounts", 0): 2}
+    assert w.step(done_raw, ends(crm_accounts=2, ev_account=4), {}) == {}
+    assert [b["stage"] for b in w.behind("crm")] == ["events"]
+    # The events were committed; the links topic got 3 records after those commits were read: they hold it.
+    assert w.step({**done_raw, ("ev.account", 0): 4}, ends(crm_accounts=2, ev_account=4, links=3), {}) == {}
+    assert [b["stage"] for b in w.behind("crm")] == ["links hop 1"]
+    everything = {**done_raw, ("ev.account", 0): 4, ("links", 0): 3}
+    assert w.step(everything, ends(crm_accounts=2, ev_account=4, links=3), {}) == {"crm": 1_000}
 
 
 def test_a_stage_not_yet_committed_holds_the_watermark_however_long_it_takes():
