@@ -5,18 +5,21 @@ Re-reading is safe: delivery is at least once and every agent drops what it has 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
 
 import faust
+from aiokafka.errors import IllegalStateError
+from faust.transport.drivers.aiokafka import ensure_aiokafka_TP
 
 from state.stalled_partitions import StallWatch
 
 log = logging.getLogger(__name__)
 
 
-def install(app: faust.App, stall_s: float, interval_s: float = 1.0) -> StallWatch:
+def install(app: faust.App, stall_s: float, interval_s: float = 1.0, settle_s: float = 1.0) -> StallWatch:
     """Call before the app starts: a timer checks every assigned stream partition each interval_s."""
     watch = StallWatch(stall_s)
 
@@ -29,19 +32,18 @@ def install(app: faust.App, stall_s: float, interval_s: float = 1.0) -> StallWat
         assigned = {tp for tp in consumer.assignment() if app.topics.acks_enabled_for(tp.topic)
                     and tp.topic not in app.tables.changelog_topics}
         watch.forget(assigned)
-        in_flight = {message.tp for message in list(consumer._unacked_messages)}
-        queued = _queues_busy(app)
         now = time.monotonic()
         for tp in sorted(assigned, key=str):
             committed = consumer._committed_offset.get(tp)
-            if watch.check(tp, now, committed, consumer.highwater(tp), queued or tp in in_flight):
-                await _rewind(consumer, tp, committed)
+            if watch.check(tp, now, committed, consumer.highwater(tp), _busy(app, consumer, tp)):
+                await _rewind(app, consumer, tp, committed, settle_s)
+                return  # the assignment may have changed meanwhile: the next tick looks again
 
-    return watch
 
-
-def _queues_busy(app: faust.App) -> bool:
-    """Records fetched but not yet taken by an agent sit in the topics' queues, not yet tracked as in flight."""
+def _busy(app: faust.App, consumer: Any, tp: Any) -> bool:
+    """A record of tp taken by an agent and not yet acknowledged, or any record fetched but not yet taken."""
+    if any(m.tp == tp and not m.acked for m in list(consumer._unacked_messages)):
+        return True
     for channel in list(app.topics._topics):
         queue = getattr(channel, "_queue", None)
         if queue is not None and queue.qsize():
@@ -49,16 +51,29 @@ def _queues_busy(app: faust.App) -> bool:
     return False
 
 
-async def _rewind(consumer: Any, tp: Any, committed: int | None) -> None:
-    acked = sorted(consumer._acked.get(tp) or [])
-    log.warning("partition %s %s: commit stuck at %s with %d later record(s) acknowledged; reading it again",
-                tp.topic, tp.partition, committed, len(acked))
-    # Forget what Faust holds for it, so the records read again are acknowledged and committed in order.
-    consumer._acked.pop(tp, None)
-    consumer._acked_index.pop(tp, None)
-    consumer._gap.pop(tp, None)
-    if committed:
-        await consumer.seek(tp, committed)
-    else:
-        await consumer._thread.seek_to_beginning(tp)
-        consumer._read_offset.pop(tp, None)
+async def _rewind(app: faust.App, consumer: Any, tp: Any, committed: int | None, settle_s: float) -> bool:
+    # Paused first, so records of tp still on their way to an agent are dropped (and read again), not handed
+    # over after the seek, where they would mark the records in between as done.
+    consumer.pause_partitions([tp])
+    try:
+        await asyncio.sleep(settle_s)
+        if app.rebalancing or tp not in consumer.assignment() or _busy(app, consumer, tp):
+            return False
+        log.warning("partition %s %s: commit stuck at %s with %d later record(s) acknowledged; reading it again",
+                    tp.topic, tp.partition, committed, len(consumer._acked.get(tp) or []))
+        # Forget what Faust holds for it, so the records read again are acknowledged and committed in order.
+        consumer._acked.pop(tp, None)
+        consumer._acked_index.pop(tp, None)
+        consumer._gap.pop(tp, None)
+        if committed:
+            await consumer.seek_wait({tp: committed})  # in the consumer's own thread; sets the read offset
+        else:
+            await consumer._thread.seek_to_beginning(ensure_aiokafka_TP(tp))
+            consumer._read_offset.pop(tp, None)
+        return True
+    except (IllegalStateError, AssertionError) as exc:  # revoked meanwhile: its new owner reads from the commit
+        log.warning("partition %s %s: not read again (%r)", tp.topic, tp.partition, exc)
+        return False
+    finally:
+        if not app.rebalancing and tp in consumer.assignment():
+            consumer.resume_partitions([tp])

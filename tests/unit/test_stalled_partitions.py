@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from aiokafka import TopicPartition
 from faust.types import TP
 
 from state.faust_stall_repair import _rewind
@@ -44,21 +45,77 @@ def test_a_partition_never_committed_counts_from_offset_zero_and_forget_drops_re
     assert not w.check("q", 5, committed=1, end=3, busy=False)  # revoked then reassigned: a fresh period
 
 
-def test_a_rewind_forgets_faust_acks_for_the_partition_and_seeks_to_its_commit(tmp_path):
+def test_a_rewind_pauses_the_partition_forgets_its_acks_seeks_to_its_commit_and_resumes_it(tmp_path):
     tp, other = TP("billing.public.invoices", 0), TP("billing.public.invoices", 1)
-    seeks: list[tuple] = []
+    seeks: list[dict] = []
+    paused_during_seek: list[bool] = []
 
     async def run():
-        consumer = create_app(Settings(data_dir=tmp_path), "127.0.0.1:9", 0, 6099).consumer
-        consumer._thread.seek = lambda partition, offset: seeks.append((partition, offset))  # no broker here
+        app = create_app(Settings(data_dir=tmp_path), "127.0.0.1:9", 0, 6099)
+        consumer = app.consumer
+        thread = consumer._thread  # stands in for the consumer thread only: nothing here talks to a broker
+        thread.assignment = lambda: {tp, other}
+
+        async def seek_wait(partitions):
+            paused_during_seek.append(tp in consumer._paused_partitions)
+            seeks.append(dict(partitions))
+
+        thread.seek_wait = seek_wait
+        consumer._active_partitions = {tp, other}
         consumer._committed_offset[tp] = 14
         for offset in range(16, 25):
             consumer._acked[tp].append(offset)
             consumer._acked_index[tp].add(offset)
         consumer._acked[other].append(3)
-        await _rewind(consumer, tp, 14)
+        done = await _rewind(app, consumer, tp, 14, settle_s=0)
+        return done, consumer
+
+    done, consumer = asyncio.run(run())
+    assert done and seeks == [{tp: 14}] and paused_during_seek == [True]
+    assert tp not in consumer._acked and tp not in consumer._acked_index and consumer._acked[other] == [3]
+    assert consumer._active_partitions == {tp, other} and tp not in consumer._paused_partitions
+
+
+def test_a_partition_revoked_while_settling_is_left_to_its_new_owner(tmp_path):
+    tp = TP("billing.public.invoices", 0)
+
+    async def run():
+        app = create_app(Settings(data_dir=tmp_path), "127.0.0.1:9", 0, 6099)
+        consumer = app.consumer
+        owned = {tp}
+        consumer._thread.assignment = lambda: set(owned)
+        consumer._active_partitions = {tp}
+        consumer._acked[tp].append(20)
+
+        async def revoke_meanwhile():
+            owned.clear()
+
+        await asyncio.gather(_rewind(app, consumer, tp, 14, settle_s=0.05), revoke_meanwhile())
         return consumer
 
     consumer = asyncio.run(run())
-    assert seeks == [(tp, 14)] and consumer._read_offset[tp] == 14
-    assert tp not in consumer._acked and tp not in consumer._acked_index and consumer._acked[other] == [3]
+    assert consumer._acked[tp] == [20]  # nothing forgotten, no seek: the next owner starts from the commit
+
+
+def test_a_partition_never_committed_is_sought_to_its_beginning_as_aiokafka_wants_it(tmp_path):
+    tp = TP("erp.public.customers", 3)
+    sought: list = []
+
+    async def run():
+        app = create_app(Settings(data_dir=tmp_path), "127.0.0.1:9", 0, 6099)
+        consumer = app.consumer
+        consumer._thread.assignment = lambda: {tp}
+        consumer._active_partitions = {tp}
+
+        async def seek_to_beginning(*partitions):
+            # aiokafka refuses anything but its own TopicPartition (Faust's TP only compares equal to it).
+            assert all(isinstance(p, TopicPartition) for p in partitions), partitions
+            sought.extend(partitions)
+
+        consumer._thread.seek_to_beginning = seek_to_beginning
+        consumer._read_offset[tp] = 5
+        assert await _rewind(app, consumer, tp, None, settle_s=0)
+        return consumer
+
+    consumer = asyncio.run(run())
+    assert sought == [tp] and consumer._read_offset.get(tp) is None
