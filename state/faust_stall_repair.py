@@ -12,7 +12,6 @@ from typing import Any
 
 import faust
 from aiokafka.errors import IllegalStateError
-from faust.transport.drivers.aiokafka import ensure_aiokafka_TP
 
 from state.stalled_partitions import StallWatch
 
@@ -35,6 +34,11 @@ def install(app: faust.App, stall_s: float, interval_s: float = 1.0, settle_s: f
         now = time.monotonic()
         for tp in sorted(assigned, key=str):
             committed = consumer._committed_offset.get(tp)
+            if not committed:
+                # Never committed: the seek after each assignment reads it from its beginning. A seek to the
+                # beginning here leaves its position unknown until the broker answers, and Faust's livelock
+                # check crashes the worker on such a position (seen with the broker frozen).
+                continue
             if watch.check(tp, now, committed, consumer.highwater(tp), _busy(app, consumer, tp)):
                 await _rewind(app, consumer, tp, committed, settle_s)
                 return  # the assignment may have changed meanwhile: the next tick looks again
@@ -51,7 +55,7 @@ def _busy(app: faust.App, consumer: Any, tp: Any) -> bool:
     return False
 
 
-async def _rewind(app: faust.App, consumer: Any, tp: Any, committed: int | None, settle_s: float) -> bool:
+async def _rewind(app: faust.App, consumer: Any, tp: Any, committed: int, settle_s: float) -> bool:
     # Paused first, so records of tp still on their way to an agent are dropped (and read again), not handed
     # over after the seek, where they would mark the records in between as done.
     consumer.pause_partitions([tp])
@@ -65,11 +69,7 @@ async def _rewind(app: faust.App, consumer: Any, tp: Any, committed: int | None,
         consumer._acked.pop(tp, None)
         consumer._acked_index.pop(tp, None)
         consumer._gap.pop(tp, None)
-        if committed:
-            await consumer.seek_wait({tp: committed})  # in the consumer's own thread; sets the read offset
-        else:
-            await consumer._thread.seek_to_beginning(ensure_aiokafka_TP(tp))
-            consumer._read_offset.pop(tp, None)
+        await consumer.seek_wait({tp: committed})  # in the consumer's own thread; sets the read offset
         return True
     except (IllegalStateError, AssertionError) as exc:  # revoked meanwhile: its new owner reads from the commit
         log.warning("partition %s %s: not read again (%r)", tp.topic, tp.partition, exc)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-from aiokafka import TopicPartition
 from faust.types import TP
 
 from state.faust_stall_repair import _rewind
@@ -96,26 +95,3 @@ def test_a_partition_revoked_while_settling_is_left_to_its_new_owner(tmp_path):
     consumer = asyncio.run(run())
     assert consumer._acked[tp] == [20]  # nothing forgotten, no seek: the next owner starts from the commit
 
-
-def test_a_partition_never_committed_is_sought_to_its_beginning_as_aiokafka_wants_it(tmp_path):
-    tp = TP("erp.public.customers", 3)
-    sought: list = []
-
-    async def run():
-        app = create_app(Settings(data_dir=tmp_path), "127.0.0.1:9", 0, 6099)
-        consumer = app.consumer
-        consumer._thread.assignment = lambda: {tp}
-        consumer._active_partitions = {tp}
-
-        async def seek_to_beginning(*partitions):
-            # aiokafka refuses anything but its own TopicPartition (Faust's TP only compares equal to it).
-            assert all(isinstance(p, TopicPartition) for p in partitions), partitions
-            sought.extend(partitions)
-
-        consumer._thread.seek_to_beginning = seek_to_beginning
-        consumer._read_offset[tp] = 5
-        assert await _rewind(app, consumer, tp, None, settle_s=0)
-        return consumer
-
-    consumer = asyncio.run(run())
-    assert sought == [tp] and consumer._read_offset.get(tp) is None
