@@ -32,6 +32,7 @@ def install(app: faust.App, stall_s: float, interval_s: float = 1.0, settle_s: f
                     and tp.topic not in app.tables.changelog_topics}
         watch.forget(assigned)
         now = time.monotonic()
+        taken, queued = _in_flight(app, consumer)  # once per tick, not once per partition
         for tp in sorted(assigned, key=str):
             committed = consumer._committed_offset.get(tp)
             if not committed:
@@ -39,20 +40,16 @@ def install(app: faust.App, stall_s: float, interval_s: float = 1.0, settle_s: f
                 # beginning here leaves its position unknown until the broker answers, and Faust's livelock
                 # check crashes the worker on such a position (seen with the broker frozen).
                 continue
-            if watch.check(tp, now, committed, consumer.highwater(tp), _busy(app, consumer, tp)):
+            if watch.check(tp, now, committed, consumer.highwater(tp), queued or tp in taken):
                 await _rewind(app, consumer, tp, committed, settle_s)
                 return  # the assignment may have changed meanwhile: the next tick looks again
 
 
-def _busy(app: faust.App, consumer: Any, tp: Any) -> bool:
-    """A record of tp taken by an agent and not yet acknowledged, or any record fetched but not yet taken."""
-    if any(m.tp == tp and not m.acked for m in list(consumer._unacked_messages)):
-        return True
-    for channel in list(app.topics._topics):
-        queue = getattr(channel, "_queue", None)
-        if queue is not None and queue.qsize():
-            return True
-    return False
+def _in_flight(app: faust.App, consumer: Any) -> tuple[set, bool]:
+    """Partitions with a record taken by an agent and not yet acknowledged; whether any fetched record waits."""
+    taken = {m.tp for m in list(consumer._unacked_messages) if not m.acked}
+    queued = any(getattr(c, "_queue", None) is not None and c._queue.qsize() for c in list(app.topics._topics))
+    return taken, queued
 
 
 async def _rewind(app: faust.App, consumer: Any, tp: Any, committed: int, settle_s: float) -> bool:
@@ -61,7 +58,8 @@ async def _rewind(app: faust.App, consumer: Any, tp: Any, committed: int, settle
     consumer.pause_partitions([tp])
     try:
         await asyncio.sleep(settle_s)
-        if app.rebalancing or tp not in consumer.assignment() or _busy(app, consumer, tp):
+        taken, queued = _in_flight(app, consumer)
+        if app.rebalancing or tp not in consumer.assignment() or queued or tp in taken:
             return False
         log.warning("partition %s %s: commit stuck at %s with %d later record(s) acknowledged; reading it again",
                     tp.topic, tp.partition, committed, len(consumer._acked.get(tp) or []))
