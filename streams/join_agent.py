@@ -108,7 +108,8 @@ class JoinAgents:
             for name, pid, record in out.projections:
                 value = None if record is None else self.encoder.encode(self.outputs[name].get_topic_name(),
                                                                         PROJECTION_SCHEMA, record)
-                self.outputs[name].send_soon(key=pid.encode(), value=value, headers=_correlation(record))
+                headers = _correlation(record) + _caused_by(touched.cause)
+                self.outputs[name].send_soon(key=pid.encode(), value=value, headers=headers)
                 self.metrics.projections_out.labels(name, "tombstone" if record is None else "update").inc()
             self._send_alerts(sends)
             if sends and touched.latest_source_ms is not None:
@@ -180,6 +181,11 @@ class JoinAgents:
 
 def _correlation(record: dict | None) -> list[tuple[str, bytes]]:
     return [("correlation_id", (record or {}).get("correlation_id", "").encode())]
+
+
+def _caused_by(cause: str | None) -> list[tuple[str, bytes]]:
+    """The change that made this record go out, which for a link-driven update is not its root's own."""
+    return [("caused_by", cause.encode())] if cause else []
 
 
 def register(app: faust.App, settings: Settings, encoder: Encoder, metrics, watermarks,

@@ -25,6 +25,7 @@ class Touched:
     recheck: bool = False
     latest_source_ms: int | None = None
     correlation_id: str | None = None  # of the last change written: the one an alert names
+    cause: str | None = None  # of the newest source change that reached the bucket, through any link
 
     @property
     def changed(self) -> bool:
@@ -53,6 +54,7 @@ class JoinBatch:
         touched.state = state
         if status == APPLIED:
             touched.applied += 1
+            touched.cause = message.cause or (message.data or {}).get("correlation_id") or touched.cause
             touched.correlation_id = (message.data or {}).get("correlation_id") or touched.correlation_id
         else:
             touched.replayed = True
@@ -67,12 +69,15 @@ class JoinBatch:
     def finish(self) -> Iterator[tuple[str, Touched, Outputs]]:
         """(bucket, touched, outputs) per bucket to judge, in first-touch order; its state updated in place.
 
-        A replayed delivery anywhere in the bucket re-sends all of its outputs, as `apply` does for one.
+        A replayed delivery anywhere in the bucket re-sends all of its outputs, as `apply` does for one. Each
+        link carries the bucket's cause forward, so a projection three hops away still names the change.
         """
         for bucket, touched in self.buckets.items():
             if touched.changed:
                 touched.state, outputs = emit(bucket, touched.state, self.emits, self.projector,
                                               force=touched.replayed)
+                for link in outputs.links:
+                    link.cause = touched.cause
                 yield bucket, touched, outputs
             elif touched.recheck and touched.state is not None:
                 yield bucket, touched, Outputs()

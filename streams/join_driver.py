@@ -49,6 +49,7 @@ class BatchedJoinDriver(JoinDriver):
     def __init__(self, batch: int) -> None:
         super().__init__()
         self.batch = batch
+        self.causes: dict[tuple[str, str], str | None] = {}  # projection -> the change its last record names
         self.queue: deque[Message] = deque()
 
     def deliver(self, message: Message) -> None:
@@ -67,3 +68,5 @@ class BatchedJoinDriver(JoinDriver):
                 self.states[bucket] = touched.state
                 self.queue.extend(outputs.links)
                 self.record(outputs.projections)
+                for name, pid, _ in outputs.projections:
+                    self.causes[(name, pid)] = touched.cause

@@ -48,6 +48,7 @@ def entity_message(event: dict) -> Message:
         deleted=deleted,
         data=data,
         at_ms=epoch_ms(event["source_ts"]) if deleted else None,
+        cause=event["correlation_id"],
     )
 
 

@@ -40,6 +40,9 @@ class Message:
     deleted: bool = False
     data: dict | None = None
     at_ms: int | None = None  # a delete's source commit time, kept on the tombstone (verify reads it)
+    # Correlation id of the newest source change behind this message, for provenance; not part of the data,
+    # so it never makes a link differ.
+    cause: str | None = None
 
 
 @dataclass

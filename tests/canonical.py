@@ -69,10 +69,16 @@ def envelope(table: str, db: str, op: str, after: dict | None, before: dict | No
     }).encode()
 
 
-def projections(bootstrap: str, name: str) -> dict[str, dict | None]:
-    """Latest value per key of a projection topic (None = tombstone), as a compacted read would give."""
+def projections(bootstrap: str, name: str, headers: bool = False) -> dict[str, dict | None]:
+    """Latest value per key of a projection topic (None = tombstone), as a compacted read would give; with
+    headers, each value gets its record's headers under `_headers`."""
     latest: dict[str, dict | None] = {}
     for rec in read_to_end(bootstrap, [f"trueup.projections.{name}"], idle_s=0.5):
         key = rec.key.decode()
-        latest[key] = None if rec.value is None else _encoder.decode(rec.value)[1]
+        if rec.value is None:
+            latest[key] = None
+        else:
+            latest[key] = _encoder.decode(rec.value)[1]
+            if headers:
+                latest[key]["_headers"] = {k: (v.decode() if v else None) for k, v in rec.headers}
     return latest

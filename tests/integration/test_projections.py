@@ -8,7 +8,7 @@ from decimal import Decimal
 import psycopg
 import pytest
 
-from tests.canonical import projections, wait_until
+from tests.canonical import events, projections, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -45,7 +45,7 @@ def test_invoice_projection_follows_payments_postings_and_deletes(stack, stack_s
                   "(%s, 'cus_snap01', 100.00, 100.00, 'EUR', 'paid')", (inv,))
 
     def current():
-        return projections(bootstrap, "invoice").get(inv)
+        return projections(bootstrap, "invoice", headers=True).get(inv)
 
     proj = wait_until(current, lambda p: p is not None and p["status"] == "paid"
                       and len(p["links"]["payments"]) == 2 and p["links"]["postings"], what="paid projection")
@@ -64,6 +64,10 @@ def test_invoice_projection_follows_payments_postings_and_deletes(stack, stack_s
     assert _money(proj["totals"]["paid"]) == _paid_oracle(billing, inv) == Decimal("60.00")
     assert proj["fields"]["status"]["value"] == "open"
     assert [a["value"] for a in proj["fields"]["status"]["alternatives"]] == ["paid"]
+    # The record names the payment's delete, which reached it through a link, not the invoice's own change.
+    deleted = [e for e in events(bootstrap, "payment") if e["entity_id"] == f"py_b{n}" and e["op"] == "delete"]
+    assert len(deleted) == 1
+    assert proj["_headers"]["caused_by"] == deleted[0]["correlation_id"] != proj["correlation_id"]
 
     _sql(billing, "DELETE FROM invoices WHERE id = %s", (inv,))
     wait_until(lambda: projections(bootstrap, "invoice"), lambda ps: inv in ps and ps[inv] is None,

@@ -393,3 +393,48 @@ def test_a_batch_keeps_the_correlation_id_of_the_last_change_applied():
     assert batch.write(join_topology.entity_message(second), 2) == "applied"
     assert batch.write(join_topology.entity_message(first), 3) == "ignored"  # older: changes nothing
     assert batch.buckets["payment|py_1"].correlation_id == second["correlation_id"] != first["correlation_id"]
+
+
+def test_a_projection_updated_through_links_names_the_change_behind_it():
+    """A payment changes the quote-to-cash projection three hops away (invoice view, subscription, opportunity):
+    the record names the payment's change, not the opportunity's own older one."""
+    src = World()
+    setup = [
+        src.upsert("opportunity", "OPP-1", account_id=None, stage="closed_won", amount=None, close_date=None),
+        src.upsert("subscription", "sub_1", customer_id=None, crm_opportunity_id="OPP-1", quantity=1,
+                   unit_amount=None),
+        src.upsert("invoice", "in_1", customer_id=None, subscription_id="sub_1", erp_order_no=None,
+                   amount_due=money("30.00"), amount_paid=None, status="open"),
+    ]
+    payment = src.upsert("payment", "py_1", invoice_id="in_1", customer_id=None, amount=money("30.00"),
+                         kind="charge", status="succeeded")
+    driver = BatchedJoinDriver(100)
+    for ev in setup:
+        driver.feed(ev)
+    driver.drain()
+    before = driver.projections[("quote_to_cash", "OPP-1")]
+    driver.feed(payment)
+    driver.drain()
+    assert driver.projections[("quote_to_cash", "OPP-1")] != before
+    assert driver.causes[("quote_to_cash", "OPP-1")] == payment["correlation_id"]
+    assert driver.causes[("invoice", "in_1")] == payment["correlation_id"]
+    assert driver.projections[("quote_to_cash", "OPP-1")]["correlation_id"] != payment["correlation_id"]
+
+
+def test_a_delete_names_itself_as_the_cause_of_what_it_changes():
+    """A deleted payment carries no data, yet the invoice projection it reopens names the delete."""
+    src = World()
+    events = [src.upsert("invoice", "in_1", customer_id=None, subscription_id=None, erp_order_no=None,
+                         amount_due=money("10.00"), amount_paid=None, status="open"),
+              src.upsert("payment", "py_1", invoice_id="in_1", customer_id=None, amount=money("10.00"),
+                         kind="charge", status="succeeded")]
+    driver = BatchedJoinDriver(100)
+    for ev in events:
+        driver.feed(ev)
+    driver.drain()
+    assert driver.projections[("invoice", "in_1")]["status"] == "paid"
+    delete = src.delete("payment", "py_1")
+    driver.feed(delete)
+    driver.drain()
+    assert driver.projections[("invoice", "in_1")]["status"] == "open"
+    assert driver.causes[("invoice", "in_1")] == delete["correlation_id"]

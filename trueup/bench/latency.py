@@ -1,9 +1,11 @@
 """Latency: the simulator at a steady rate through the real stack; source commit to event, projection, alert.
 
 Every canonical event carries its source commit time; its Kafka timestamp is when the worker sent it. A
-projection's newest field source time against the projection's timestamp gives commit-to-projection. An
-alert names the change behind it (correlation id); for rules without an SLA, the alert's timestamp against
-that change's commit time gives commit-to-alert. Only records caused during the measured window count.
+projection names the change that made it go out (its `caused_by` header; the newest field source time for
+records without one), and that change's commit time against the projection's timestamp gives
+commit-to-projection. An alert names the change behind it (correlation id); for rules without an SLA, the
+alert's timestamp against that change's commit time gives commit-to-alert. Only records caused during the
+measured window count.
 """
 
 from __future__ import annotations
@@ -62,6 +64,14 @@ def measure(settings: Settings, stack_status: dict, rate: float, duration_s: flo
     to_projection: list[float] = []
     for r in read_to_end(bootstrap, [f"{prefix.projections_prefix}.{p}" for p in PROJECTIONS], timeout_s=600):
         if r.value is None:
+            continue
+        caused_by = dict(r.headers).get("caused_by")
+        if caused_by is not None:
+            # The change that made this record go out; for an update through links it is not among the
+            # projection's own fields, whose newest time would count the wait since that older change.
+            source_ms = commit_of.get(caused_by.decode())
+            if source_ms is not None:
+                to_projection.append((r.timestamp_ms - source_ms) / 1000)
             continue
         _, projection = encoder.decode(r.value)
         times = [epoch_ms(f["source_ts"]) for f in projection["fields"].values() if f.get("source_ts") is not None]
