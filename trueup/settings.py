@@ -99,10 +99,10 @@ class WorkerSettings(_Section):
     standby_replicas: int = Field(0, ge=0, le=4)
     report_interval_s: float = Field(5.0, gt=0)
     watermark_interval_s: float = Field(
-        0.25, gt=0, description="how often source watermarks and deadlines advance (busy stages pass one per tick)"
+        0.1, gt=0, description="how often source watermarks and deadlines advance (busy stages pass one per tick)"
     )
     commit_interval_s: float = Field(
-        0.25, gt=0, description="Faust's broker_commit_interval; a busy watermark stage passes only once its commits land"
+        0.1, gt=0, description="Faust's broker_commit_interval; a busy watermark stage passes only once its commits land"
     )
     batch_max: int = Field(
         1000, ge=1, le=100_000, description="events an agent takes at once; state is written once per key per batch"
