@@ -13,6 +13,7 @@ from typing import Any
 import faust
 from aiokafka.errors import IllegalStateError
 
+from state.faust_settled import tables_settled
 from state.stalled_partitions import StallWatch
 
 log = logging.getLogger(__name__)
@@ -24,12 +25,12 @@ def install(app: faust.App, stall_s: float, interval_s: float = 1.0, settle_s: f
 
     @app.timer(interval=interval_s)
     async def repair_stalled_partitions() -> None:
-        if not app.tables.recovery.completed.is_set() or app.rebalancing:
+        if not tables_settled(app):
             return
         consumer = app.consumer
-        # Only what agents read and acknowledge: changelogs and Faust's own topics are never committed.
-        assigned = {tp for tp in consumer.assignment() if app.topics.acks_enabled_for(tp.topic)
-                    and tp.topic not in app.tables.changelog_topics}
+        # Only what agents read and acknowledge: table changelogs (Faust makes them acks=False) and Faust's
+        # own topics are never committed.
+        assigned = {tp for tp in consumer.assignment() if app.topics.acks_enabled_for(tp.topic)}
         watch.forget(assigned)
         now = time.monotonic()
         taken, queued = _in_flight(app, consumer)  # once per tick, not once per partition
@@ -53,6 +54,7 @@ def _in_flight(app: faust.App, consumer: Any) -> tuple[set, bool]:
 
 
 async def _rewind(app: faust.App, consumer: Any, tp: Any, committed: int, settle_s: float) -> bool:
+    """True if tp was sought to its commit; False if it was left (revoked, rebalancing or busy meanwhile)."""
     # Paused first, so records of tp still on their way to an agent are dropped (and read again), not handed
     # over after the seek, where they would mark the records in between as done.
     consumer.pause_partitions([tp])

@@ -10,6 +10,7 @@ import uvloop
 
 from aiohttp import web
 
+from state.faust_settled import tables_settled
 from streams import api, join_agent, normalize_agent
 from streams.app import create_app
 from streams.encoding import Encoder
@@ -45,10 +46,8 @@ def build_worker_app(settings: Settings, bootstrap: str, index: int, web_port: i
 
     @app.timer(interval=settings.worker.watermark_interval_s)
     async def advance_watermarks() -> None:
-        # The bucket tables are not whole yet: nothing to rebuild deadlines from. `completed` is set once, at
-        # the first recovery, and never cleared; `rebalancing` covers every later handover until its tables are
-        # restored. Without it a tick could rebuild from half-restored partitions and lose their deadlines.
-        if not app.tables.recovery.completed.is_set() or app.rebalancing:
+        # Until then a tick could rebuild deadlines from half-restored partitions and lose some.
+        if not tables_settled(app):
             return
         now_assigned = frozenset(app.consumer.assignment())
         if now_assigned != last_assignment[0]:
