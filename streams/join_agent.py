@@ -17,10 +17,11 @@ import time
 from dataclasses import dataclass
 
 import faust
+from aiokafka.partitioner import DefaultPartitioner
 
 from state.batch_state import make_current
 from state.pickled_table import PickledTable
-from streams import join_topology, projections
+from streams import join_topology, link_bundles, projections
 from streams.alerting import judge
 from streams.deadlines import Deadlines
 from streams.encoding import Encoder
@@ -59,6 +60,8 @@ class JoinAgents:
         self.alerts_topic_name = settings.topics.alerts
         self.links_name = links_topic(settings.worker.app_id)
         self.links = app.topic(self.links_name, key_serializer="raw", value_serializer="raw")
+        self._partitioner, self._partitions = DefaultPartitioner(), list(range(settings.kafka.partitions))
+        self.bundle_links, self.bundle_bytes = settings.worker.link_bundle_max, settings.worker.link_bundle_bytes
         self.alerts = app.topic(settings.topics.alerts, key_serializer="raw", value_serializer="raw")
         self.outputs = {name: app.topic(f"{settings.topics.projections_prefix}.{name}", key_serializer="raw",
                                         value_serializer="raw")
@@ -76,26 +79,22 @@ class JoinAgents:
         carriers: dict[str, object] = {}  # bucket -> the event that carried it (its table partition)
         for event in taken:
             correlation.set(None)
-            m = event.message
-            if m.topic == self.links_name:
-                message = pickle.loads(m.value)
-            else:
-                _, canonical = self.encoder.decode(m.value)
-                message = join_topology.entity_message(canonical)
-            bucket = message.bucket
-            if bucket not in batch:
-                make_current(event)
-                batch.load(bucket, self.buckets.get(bucket.encode()))
-            carriers[bucket] = event
-            if isinstance(message, Recheck):
-                batch.recheck(bucket)
-                continue
-            data = message.data or {}
-            source_ms = epoch_ms(data["source_ts"]) if data.get("source_ts") is not None else None
-            status = batch.write(message, (m.topic, m.partition, m.offset), source_ms)
-            self.join_results[status].inc()
-            if source_ms is not None and status == APPLIED:
-                self.joined_latency.observe(max(0.0, time.time() - source_ms / 1000))
+            for message, source in self._messages(event.message):
+                bucket = message.bucket
+                if bucket not in batch:
+                    make_current(event)
+                    batch.load(bucket, self.buckets.get(bucket.encode()))
+                carriers[bucket] = event
+                if isinstance(message, Recheck):
+                    batch.recheck(bucket)
+                    continue
+                data = message.data or {}
+                source_ms = epoch_ms(data["source_ts"]) if data.get("source_ts") is not None else None
+                status = batch.write(message, source, source_ms)
+                self.join_results[status].inc()
+                if source_ms is not None and status == APPLIED:
+                    self.joined_latency.observe(max(0.0, time.time() - source_ms / 1000))
+        links: list = []
         for bucket, touched, out in batch.finish():
             event = carriers[bucket]
             make_current(event)  # the bucket's and its alerts' table partition
@@ -103,8 +102,7 @@ class JoinAgents:
             state, sends = self._judge(bucket, touched.state, resend=touched.replayed)
             self.buckets.set(bucket.encode(), state)
             self.live_sums.replace(event.message.partition, bucket, touched.before, state)
-            for link in out.links:
-                self.links.send_soon(key=link.bucket.encode(), value=pickle.dumps(link, protocol=4))
+            links += out.links
             for name, pid, record in out.projections:
                 value = None if record is None else self.encoder.encode(self.outputs[name].get_topic_name(),
                                                                         PROJECTION_SCHEMA, record)
@@ -115,6 +113,23 @@ class JoinAgents:
             if sends and touched.latest_source_ms is not None:
                 self.metrics.latency.labels("alerted").observe(
                     max(0.0, time.time() - touched.latest_source_ms / 1000))
+        # After every bucket's state write, as each link was before: a replay of this batch re-sends them all.
+        for partition, value in link_bundles.pack(links, self._link_partition, self.bundle_links,
+                                                  self.bundle_bytes):
+            self.links.send_soon(key=None, value=value, partition=partition)
+
+    def _messages(self, m) -> list[tuple[object, tuple]]:
+        """(message, source) of one input record: a canonical event, or the links of a links-topic record."""
+        record = (m.topic, m.partition, m.offset)
+        if m.topic == self.links_name:
+            return link_bundles.unpack(m.value, record)
+        _, canonical = self.encoder.decode(m.value)
+        return [(join_topology.entity_message(canonical), record)]
+
+    def _link_partition(self, bucket: str) -> int:
+        # The producer's own partitioner over the topic's partitions, so a bundle lands where a link keyed by its
+        # bucket would (Faust keeps the links topic co-partitioned with the bucket table).
+        return self._partitioner(bucket.encode(), self._partitions, self._partitions)
 
     def _judge(self, bucket: str, state: dict, resend: bool) -> tuple[dict, list[tuple[str, dict]]]:
         bucket_type, bucket_id = split_key(bucket)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import zlib
 from collections import deque
 
 from streams import join_topology, projections
 from streams.join_batch import JoinBatch
 from streams.joins import Message, apply
+from streams.link_bundles import pack, unpack
 
 
 class JoinDriver:
@@ -43,30 +45,51 @@ class JoinDriver:
 
 
 class BatchedJoinDriver(JoinDriver):
-    """The join as the agent runs it: the topic read `batch` messages at a time, each bucket emitting once
-    per batch (streams.join_batch); outputs join the end of the queue, as they would the links topic."""
+    """The join as the agent runs it: the topic read `batch` records at a time, each bucket emitting once
+    per batch (streams.join_batch); a batch's links join the end of the queue in bundles per partition
+    (streams.link_bundles), as they would the links topic. With `crash_every`, every such batch first
+    keeps its state writes and loses its sends, and is then delivered again whole, its offsets never having
+    been committed."""
 
-    def __init__(self, batch: int) -> None:
+    def __init__(self, batch: int, partitions: int = 4, bundle_max: int = 500, crash_every: int = 0) -> None:
         super().__init__()
-        self.batch = batch
+        self.batch, self.partitions, self.bundle_max, self.crash_every = batch, partitions, bundle_max, crash_every
         self.causes: dict[tuple[str, str], str | None] = {}  # projection -> the change its last record names
-        self.queue: deque[Message] = deque()
+        self.queue: deque[tuple[int, object]] = deque()  # (record id, Message or bundle value)
+        self.batches = 0
 
     def deliver(self, message: Message) -> None:
-        self.queue.append(message)
+        self.deliveries += 1
+        self.queue.append((self.deliveries, message))
 
     def drain(self) -> None:
         while self.queue:
-            batch = JoinBatch(join_topology.emits, projections.projector)
-            for _ in range(min(self.batch, len(self.queue))):
-                msg = self.queue.popleft()
-                self.deliveries += 1
+            records = [self.queue.popleft() for _ in range(min(self.batch, len(self.queue)))]
+            self.batches += 1
+            if self.crash_every and self.batches % self.crash_every == 0:
+                self._run(records, send=False)
+            self._run(records, send=True)
+
+    def _run(self, records: list[tuple[int, object]], send: bool) -> None:
+        batch = JoinBatch(join_topology.emits, projections.projector)
+        for record, value in records:
+            messages = unpack(value, (record,)) if isinstance(value, bytes) else [(value, record)]
+            for msg, source in messages:
                 if msg.bucket not in batch:
                     batch.load(msg.bucket, self.states.get(msg.bucket))
-                batch.write(msg, self.deliveries)
-            for bucket, touched, outputs in batch.finish():
-                self.states[bucket] = touched.state
-                self.queue.extend(outputs.links)
-                self.record(outputs.projections)
-                for name, pid, _ in outputs.projections:
-                    self.causes[(name, pid)] = touched.cause
+                batch.write(msg, source)
+        links = []
+        for bucket, touched, outputs in batch.finish():
+            self.states[bucket] = touched.state
+            if not send:
+                continue
+            links += outputs.links
+            self.record(outputs.projections)
+            for name, pid, _ in outputs.projections:
+                self.causes[(name, pid)] = touched.cause
+        for _, value in pack(links, self._partition_of, self.bundle_max, max_bytes=1 << 20):
+            self.deliveries += 1
+            self.queue.append((self.deliveries, value))
+
+    def _partition_of(self, bucket: str) -> int:
+        return zlib.crc32(bucket.encode()) % self.partitions

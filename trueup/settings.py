@@ -108,6 +108,12 @@ class WorkerSettings(_Section):
         1000, ge=1, le=100_000, description="events an agent takes at once; state is written once per key per batch"
     )
     batch_within_s: float = Field(0.1, gt=0, le=5, description="how long an agent waits to fill a batch")
+    link_bundle_max: int = Field(
+        500, ge=1, le=100_000, description="link messages one links-topic record carries to a partition at most"
+    )
+    link_bundle_bytes: int = Field(
+        262_144, ge=1024, le=900_000, description="a links-topic record's pickled size at most (unless one link is larger)"
+    )
     stalled_partition_s: float = Field(
         20.0, gt=0, description="a partition whose commit is stuck this long with nothing in flight is read again"
     )
