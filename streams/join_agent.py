@@ -32,6 +32,7 @@ from streams.rules import RULE_BUCKETS, RuleConfig, evaluate
 from streams.topics import PROJECTIONS, links_topic
 from streams.values import epoch_ms
 from streams.verify_sums import LiveSums
+from streams.watermarks import LINK_HOPS
 from trueup.logs import correlation
 from trueup.settings import Settings
 
@@ -137,9 +138,11 @@ class JoinAgents:
             return state, []
         previous = state.get("alerts", {})
         candidates = evaluate(bucket_type, bucket_id, live_members(state), self.rules)
-        verdict = judge(previous, candidates, self.watermarks.marks, int(time.time() * 1000))
+        # The bucket has every change of a source up to the watermark after the most hops any change takes here.
+        hops = join_topology.hops_to(bucket_type, LINK_HOPS)
+        verdict = judge(previous, candidates, self.watermarks.marks_after(hops), int(time.time() * 1000))
         for system, at, _ in verdict.waiting:
-            self.deadlines.add(system, at, bucket)
+            self.deadlines.add(system, at, bucket, hops)
         for alert_key, record in verdict.publish:
             self.alert_index.set(alert_key.encode(), record)
         sends = list(verdict.publish)
@@ -168,7 +171,7 @@ class JoinAgents:
         return out
 
     async def send_due_rechecks(self) -> int:
-        due = self.deadlines.due(self.watermarks.marks)
+        due = self.deadlines.due(self.watermarks.marks_after)
         for bucket in due:
             await self.links.send(key=bucket.encode(), value=pickle.dumps(Recheck(bucket), protocol=4))
         return len(due)
@@ -186,8 +189,9 @@ class JoinAgents:
             def items(partition=partition):
                 for key, state in self.buckets.partition_items(partition):
                     bucket = key.decode() if isinstance(key, bytes) else key
+                    hops = join_topology.hops_to(split_key(bucket)[0], LINK_HOPS)
                     for system, at in state.get("waiting", ()):
-                        self.deadlines.add(system, at, bucket)
+                        self.deadlines.add(system, at, bucket, hops)
                     yield bucket, state
             rows += self.live_sums.build(partition, items())
             await asyncio.sleep(0)

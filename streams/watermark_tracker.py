@@ -66,6 +66,9 @@ class WatermarkTracker:
     def marks(self) -> dict[str, int]:
         return self.core.marks
 
+    def marks_after(self, hops: int) -> dict[str, int]:
+        return self.core.marks_after(hops)
+
     @property
     def newest(self) -> dict[str, int | None]:
         """The newest commit time seen in each source's raw topics (not yet necessarily processed)."""

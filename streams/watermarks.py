@@ -76,6 +76,8 @@ class Watermarks:
     def __init__(self, stages: Stages) -> None:
         self.stages = stages
         self.marks: dict[str, int] = dict.fromkeys(stages.raw, -1)
+        # Per source and stage, the commit time up to which everything has passed that stage; the last is `marks`.
+        self.reached: dict[str, list[int]] = {system: [-1] * stages.count for system in stages.raw}
         self.in_flight: dict[tuple[str, int], Barrier] = {}
         self._noted: dict[str, int | None] = dict.fromkeys(stages.raw)
         self._started: dict[str, int] = dict.fromkeys(stages.raw, -1)  # newest time a barrier was started for
@@ -114,6 +116,7 @@ class Watermarks:
                 continue  # the next stage is busy: wait here
             del self.in_flight[(system, stage)]
             progressed = True
+            self.reached[system][stage] = max(self.reached[system][stage], barrier.covers_ms)
             if stage == last:
                 if barrier.covers_ms > self.marks[system]:
                     self.marks[system] = moved[system] = barrier.covers_ms
@@ -121,6 +124,14 @@ class Watermarks:
                 self.in_flight[(system, stage + 1)] = Barrier(
                     system, barrier.covers_ms, stage + 1, _restrict(ends, self.stages.topics(system, stage + 1)))
         return progressed
+
+    def marks_after(self, hops: int) -> dict[str, int]:
+        """Per source, the commit time up to which every change has gone `hops` link hops past its entity bucket.
+
+        A bucket no change reaches in more hops is complete up to it; `marks` is the deepest (LINK_HOPS).
+        """
+        stage = min(1 + max(hops, 0), self.stages.count - 1)
+        return {system: reached[stage] for system, reached in self.reached.items()}
 
     @property
     def newest(self) -> dict[str, int | None]:

@@ -60,6 +60,19 @@ def test_a_barrier_passes_idle_stages_at_once_but_stops_at_one_with_records_pend
     assert w.step(everything, ends(crm_accounts=2, ev_account=4, links=3), {}) == {"crm": 1_000}
 
 
+def test_a_bucket_few_hops_away_is_complete_once_its_stage_passes_before_the_deepest_one():
+    w = Watermarks(STAGES)
+    w.step({}, ends(crm_accounts=2), {"crm": 1_000})
+    done = {("crm.accounts", 0): 2, ("ev.account", 0): 4}
+    # Events committed, links hop 1 held by 3 records not yet committed.
+    assert w.step(done, ends(crm_accounts=2, ev_account=4, links=3), {}) == {}
+    assert w.marks_after(0) == {"crm": 1_000, "erp": -1}  # entity buckets are written
+    assert w.marks_after(1)["crm"] == -1 and w.marks["crm"] == -1
+    assert w.step({**done, ("links", 0): 3}, ends(crm_accounts=2, ev_account=4, links=3), {}) == {"crm": 1_000}
+    assert w.marks_after(1)["crm"] == w.marks_after(3)["crm"] == w.marks["crm"] == 1_000
+    assert w.marks_after(99) == w.marks
+
+
 def test_a_stage_not_yet_committed_holds_the_watermark_however_long_it_takes():
     w = Watermarks(STAGES)
     e = ends(crm_accounts=5)
