@@ -112,11 +112,12 @@ class Watermarks:
             barrier = self.in_flight.get((system, stage))
             if barrier is None or not passed(barrier.targets, committed):
                 continue
+            # Passed, whether or not it can move on: buckets this many hops in have everything up to its time.
+            self.reached[system][stage] = max(self.reached[system][stage], barrier.covers_ms)
             if stage < last and (system, stage + 1) in self.in_flight:
                 continue  # the next stage is busy: wait here
             del self.in_flight[(system, stage)]
             progressed = True
-            self.reached[system][stage] = max(self.reached[system][stage], barrier.covers_ms)
             if stage == last:
                 if barrier.covers_ms > self.marks[system]:
                     self.marks[system] = moved[system] = barrier.covers_ms

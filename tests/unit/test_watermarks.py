@@ -73,6 +73,20 @@ def test_a_bucket_few_hops_away_is_complete_once_its_stage_passes_before_the_dee
     assert w.marks_after(99) == w.marks
 
 
+def test_a_barrier_held_behind_a_busy_stage_still_counts_for_the_stages_it_has_passed():
+    w = Watermarks(STAGES)
+    w.step({}, ends(crm_accounts=2), {"crm": 1_000})
+    first = {("crm.accounts", 0): 2, ("ev.account", 0): 4}
+    assert w.step(first, ends(crm_accounts=2, ev_account=4, links=3), {"crm": 2_000}) == {}
+    assert [(b["stage"], b["covers_ms"]) for b in w.behind("crm")] == [("links hop 1", 1_000)]
+    w.step(first, ends(crm_accounts=5, ev_account=4, links=3), {})  # the 2_000 barrier starts at raw
+    # Its raw and events stages are committed while the 1_000 barrier still holds links hop 1.
+    second = {("crm.accounts", 0): 5, ("ev.account", 0): 4}
+    assert w.step(second, ends(crm_accounts=5, ev_account=4, links=3), {}) == {}
+    assert [(b["stage"], b["covers_ms"]) for b in w.behind("crm")] == [("events", 2_000), ("links hop 1", 1_000)]
+    assert w.marks_after(0)["crm"] == 2_000 and w.marks_after(1)["crm"] == -1
+
+
 def test_a_stage_not_yet_committed_holds_the_watermark_however_long_it_takes():
     w = Watermarks(STAGES)
     e = ends(crm_accounts=5)
