@@ -72,6 +72,8 @@ def lines(result: dict) -> list[str]:
         for stage in ("commit_to_event_s", "commit_to_projection_s", "commit_to_alert_s"):
             s = lat[stage]
             out.append(f"  {stage:24} n={s['count']:<6} p50={s['p50']} p95={s['p95']} p99={s['p99']}")
+        for rule, s in (lat.get("commit_to_alert_by_rule_s") or {}).items():
+            out.append(f"    {rule:22} n={s['count']:<6} p50={s['p50']} max={s['max']}")
     snap = result.get("snapshot")
     if snap:
         out.append(f"snapshot of {snap['rows']} rows: {snap['elapsed_s']} s, {snap['rows_per_s']} rows/s end to end "
