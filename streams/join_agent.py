@@ -129,7 +129,8 @@ class JoinAgents:
 
     def _link_partition(self, bucket: str) -> int:
         # The producer's own partitioner over the topic's partitions, so a bundle lands where a link keyed by its
-        # bucket would (Faust keeps the links topic co-partitioned with the bucket table).
+        # bucket would. A links topic with another partition count fails the first table write from it: Faust
+        # checks a source topic against the changelog's count (PartitionsMismatch), which is settings' count.
         return self._partitioner(bucket.encode(), self._partitions, self._partitions)
 
     def _judge(self, bucket: str, state: dict, resend: bool) -> tuple[dict, list[tuple[str, dict]]]:
