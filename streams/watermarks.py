@@ -75,7 +75,6 @@ class Watermarks:
 
     def __init__(self, stages: Stages) -> None:
         self.stages = stages
-        self.marks: dict[str, int] = dict.fromkeys(stages.raw, -1)
         # Per source and stage, the commit time up to which everything has passed that stage; the last is `marks`.
         self.reached: dict[str, list[int]] = {system: [-1] * stages.count for system in stages.raw}
         self.in_flight: dict[tuple[str, int], Barrier] = {}
@@ -113,18 +112,23 @@ class Watermarks:
             if barrier is None or not passed(barrier.targets, committed):
                 continue
             # Passed, whether or not it can move on: buckets this many hops in have everything up to its time.
-            self.reached[system][stage] = max(self.reached[system][stage], barrier.covers_ms)
+            if barrier.covers_ms > self.reached[system][stage]:
+                self.reached[system][stage] = barrier.covers_ms
+                if stage == last:
+                    moved[system] = barrier.covers_ms
             if stage < last and (system, stage + 1) in self.in_flight:
                 continue  # the next stage is busy: wait here
             del self.in_flight[(system, stage)]
             progressed = True
-            if stage == last:
-                if barrier.covers_ms > self.marks[system]:
-                    self.marks[system] = moved[system] = barrier.covers_ms
-            else:
+            if stage < last:
                 self.in_flight[(system, stage + 1)] = Barrier(
                     system, barrier.covers_ms, stage + 1, _restrict(ends, self.stages.topics(system, stage + 1)))
         return progressed
+
+    @property
+    def marks(self) -> dict[str, int]:
+        """Per source, the watermark: everything committed up to it has passed every stage (-1: none yet)."""
+        return {system: reached[-1] for system, reached in self.reached.items()}
 
     def marks_after(self, hops: int) -> dict[str, int]:
         """Per source, the commit time up to which every change has gone `hops` link hops past its entity bucket.
