@@ -6,9 +6,9 @@ would turn Decimal money into text; storing raw bytes and pickling here keeps st
 
 from __future__ import annotations
 
-import pickle
-
 import faust
+
+from streams import pickling
 
 
 class PickledTable:
@@ -20,10 +20,10 @@ class PickledTable:
 
     def get(self, key: bytes):
         raw = self.table.get(key)
-        return None if raw is None else pickle.loads(raw)
+        return None if raw is None else pickling.loads(raw)
 
     def set(self, key: bytes, value) -> None:
-        self.table[key] = pickle.dumps(value, protocol=4)
+        self.table[key] = pickling.dumps(value)
 
     def active_partitions(self) -> set[int]:
         """The table partitions this worker serves as active (standbys excluded)."""
@@ -36,10 +36,10 @@ class PickledTable:
         db = store._db_for_partition(partition)  # Faust keeps one RocksDB per partition; no public view of one
         for raw_key, raw in store._visible_items(db):
             if raw is not None:
-                yield store._decode_key(raw_key), pickle.loads(store._decode_value(raw))
+                yield store._decode_key(raw_key), pickling.loads(store._decode_value(raw))
 
     def items(self):
         """(key, value) of every entry this worker holds; a scan, for rare rebuilds only."""
         for key, raw in self.table.items():
             if raw is not None:
-                yield key, pickle.loads(raw)
+                yield key, pickling.loads(raw)

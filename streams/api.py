@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import pickle
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +20,7 @@ import yaml
 from aiohttp import ClientError, web
 from yarl import URL
 
+from streams import pickling
 from streams.queries import (
     PROJECTION_BUCKETS,
     BadParameter,
@@ -239,7 +239,7 @@ class QueryApi:
         for key, raw in self.buckets.table.items():
             if raw is None or not key.startswith(prefix):
                 continue
-            state = pickle.loads(raw)
+            state = pickling.loads(raw)
             row = entity_row(key.decode(), state, {entity_type: self.specs[entity_type][2]})
             if row is None:
                 continue

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import pickle
 import time
 from dataclasses import dataclass
 
@@ -21,7 +20,7 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from state.batch_state import make_current
 from state.pickled_table import PickledTable
-from streams import join_topology, link_bundles, projections
+from streams import join_topology, link_bundles, pickling, projections
 from streams.alerting import judge
 from streams.deadlines import Deadlines
 from streams.encoding import Encoder
@@ -174,7 +173,7 @@ class JoinAgents:
     async def send_due_rechecks(self) -> int:
         due = self.deadlines.due(self.watermarks.marks_after)
         for bucket in due:
-            await self.links.send(key=bucket.encode(), value=pickle.dumps(Recheck(bucket), protocol=4))
+            await self.links.send(key=bucket.encode(), value=pickling.dumps(Recheck(bucket)))
         return len(due)
 
     async def rebuild_from_state(self) -> tuple[int, int]:

@@ -11,9 +11,10 @@ leave tombstones, so any arrival order of the same changes ends in the same buck
 from __future__ import annotations
 
 import hashlib
-import pickle
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from streams import pickling
 
 # emits(bucket_type, bucket_id, live_members) -> {target bucket key: (member key, data)}
 Emits = Callable[[str, str, dict], dict]
@@ -61,7 +62,7 @@ def live_members(state: dict) -> dict:
 
 
 def _digest(value) -> str:
-    return hashlib.sha1(pickle.dumps(value, protocol=4)).hexdigest()
+    return hashlib.sha1(pickling.dumps(value)).hexdigest()
 
 
 _ANY = object()

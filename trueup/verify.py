@@ -11,7 +11,6 @@ the normal path as repair records; every repair is audited.
 from __future__ import annotations
 
 import json
-import pickle
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -24,6 +23,7 @@ from psycopg.rows import dict_row
 
 from connectors.debezium_runner import kafka_producer
 from connectors.poll_envelopes import debezium_value, encode, record_key
+from streams import pickling
 from streams.joins import Message
 from streams.mapping import Mapping
 from streams.positions import REPAIR_CONNECTOR
@@ -204,7 +204,7 @@ class Verifier:
             data = {"kind": d["kind"], "system": d["system"], "table": d["table"], "snapshot_ms": d["snapshot_ms"],
                     "source": d["source_values"], "trueup": d["trueup_values"]}
             producer.produce(topic, key=bucket.encode(),
-                             value=pickle.dumps(Message(bucket, ("drift", "verify"), [now_ms], data=data), protocol=4))
+                             value=pickling.dumps(Message(bucket, ("drift", "verify"), [now_ms], data=data)))
         resolved = 0
         cursor = None
         while True:
@@ -213,8 +213,8 @@ class Verifier:
             for alert in page["items"]:
                 if alert["entity_type"] in checked_types and (alert["entity_type"], alert["entity_id"]) not in drifted:
                     bucket = f"VFY|{alert['entity_type']}:{alert['entity_id']}"
-                    producer.produce(topic, key=bucket.encode(), value=pickle.dumps(
-                        Message(bucket, ("drift", "verify"), [now_ms], deleted=True), protocol=4))
+                    producer.produce(topic, key=bucket.encode(), value=pickling.dumps(
+                        Message(bucket, ("drift", "verify"), [now_ms], deleted=True)))
                     resolved += 1
             cursor = page["next_cursor"]
             if cursor is None:
