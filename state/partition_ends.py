@@ -7,18 +7,20 @@ is max(reported, last offset read + 1, high watermark). On Apache Kafka this onl
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 
-async def probe_tails(consumer: AIOKafkaConsumer, reported: Mapping[Any, int],
-                      poll_ms: int = 200) -> dict[Any, tuple[int, list[bytes | None]]]:
+async def probe_tails(consumer: AIOKafkaConsumer, reported: Mapping[Any, int], poll_ms: int = 200,
+                      tails: Collection[Any] | None = None) -> dict[Any, tuple[int, list[bytes | None]]]:
     """{tp: (true end, values of the tail records read)} for the started, group-less consumer given.
 
     Keys may be any (topic, partition) pairs; they come back as given. Empty partitions (end 0 or None) are
-    not read: a fetch there would only wait for data.
+    not read: a fetch there would only wait for data. Only the keys in `tails` (all when None) have their tail
+    records decoded; of the others the end comes from the fetch response's high watermark, so a tail batch of
+    thousands of records costs no decoding.
     """
     keys = {TopicPartition(tp[0], tp[1]): tp for tp in reported}
     found: dict[TopicPartition, tuple[int, list]] = {tp: (reported[key] or 0, []) for tp, key in keys.items()}
@@ -29,13 +31,17 @@ async def probe_tails(consumer: AIOKafkaConsumer, reported: Mapping[Any, int],
             # Fetches return whole batches, so from end - 1 comes the batch holding it, up to the real end.
             consumer.seek(tp, reported[keys[tp]] - 1)
         while pending:
-            batches = await consumer.getmany(*pending, timeout_ms=poll_ms)
+            wanted = [tp for tp in pending if tails is None or keys[tp] in tails]
+            # The fetcher reads every assigned partition; high watermarks arrive while the tails are drained.
+            batches = await (consumer.getmany(*wanted, timeout_ms=poll_ms) if wanted else
+                             consumer.getmany(*pending, timeout_ms=poll_ms, max_records=1))
             for tp in list(pending):
                 records = batches.get(tp) or []
                 end, tail = found[tp]
                 if records:
                     end = max(end, records[-1].offset + 1)
-                    tail = tail + [r.value for r in records]
+                    if tails is None or keys[tp] in tails:
+                        tail = tail + [r.value for r in records]
                 highwater = consumer.highwater(tp)  # from this consumer's own fetch responses
                 if highwater is not None:
                     end = max(end, highwater)

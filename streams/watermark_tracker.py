@@ -56,6 +56,9 @@ class WatermarkTracker:
                         settings.worker.app_id)
         self.partitions = [(s.name, p) for s in specs if s.name in wanted for p in range(s.partitions)]
         self.raw_system = {t: system for system, topics in self.stages.raw.items() for t in topics}
+        self.raw_system_partitions = {tp for tp in self.partitions if tp[0] in self.raw_system}
+        # (topic, partition) -> (reported end, true end, newest commit time) as last probed
+        self._probed: dict[tuple[str, int], tuple[int | None, int, int | None]] = {}
         self.updated_ms: dict[str, int] = {}
         self.lag: dict[str, int] = {}  # topic -> records past the group's committed offsets (true ends)
         self.last_error: str | None = None
@@ -116,29 +119,31 @@ class WatermarkTracker:
                                       client_id=f"{self.group}-watermarks")
             await reader.start()
             self._reader = reader
+        reported = await reported_ends(self._reader, self.partitions)
+        # A partition's last batch is immutable and a new one moves the reported end, so a partition whose
+        # reported end has not moved still has the true end and newest commit time probed before.
+        changed = {tp: end for tp, end in reported.items() if tp not in self._probed or self._probed[tp][0] != end}
         quiet = _probing.set(True)
         try:
-            found = await probe_tails(self._reader, await reported_ends(self._reader, self.partitions))
+            found = await probe_tails(self._reader, changed, tails=self.raw_system_partitions)
         finally:
             self._reader.unsubscribe()  # or its fetcher would go on reading the raw topics between ticks
             _probing.reset(quiet)
-        ends = {tp: end for tp, (end, _) in found.items()}
+        for tp, (end, tail) in found.items():
+            newest_ts = _newest_commit(tail)
+            # A raw tail read with no commit time in it (all tombstones, or a fetch that raced) is read again.
+            again = tp in self.raw_system_partitions and newest_ts is None
+            self._probed[tp] = (None if again else reported[tp], end, newest_ts)
+        ends = {tp: self._probed[tp][1] for tp in reported}
         newest: dict[str, int | None] = dict.fromkeys(self.stages.raw)
-        for (topic, _), (_, tail) in found.items():
-            system = self.raw_system.get(topic)
-            if system is None:
-                continue
-            # A partition's records are in commit order, so its newest commit time is that of its last record
-            # that has one: read from the end, not the whole tail batch (thousands of records under load).
-            for value in reversed(tail):
-                ts = commit_ts_ms(value)
-                if ts is not None:
-                    if newest[system] is None or ts > newest[system]:
-                        newest[system] = ts
-                    break
+        for tp in reported:
+            system, ts = self.raw_system.get(tp[0]), self._probed[tp][2]
+            if system is not None and ts is not None and (newest[system] is None or ts > newest[system]):
+                newest[system] = ts
         return ends, newest
 
     async def _drop_clients(self) -> None:
+        self._probed.clear()  # the broker may come back with other logs
         admin, self._admin = self._admin, None
         reader, self._reader = self._reader, None
         for close in ([admin.close] if admin else []) + ([reader.stop] if reader else []):
@@ -170,6 +175,16 @@ class WatermarkTracker:
                                 f"{_iso(mark) if mark >= 0 else 'nothing yet'}")
             out[system] = entry
         return out
+
+
+def _newest_commit(tail: list[bytes | None]) -> int | None:
+    """A partition's newest commit time: that of its last record that has one (records are in commit order), read
+    from the end, not the whole tail batch (thousands of records under load)."""
+    for value in reversed(tail):
+        ts = commit_ts_ms(value)
+        if ts is not None:
+            return ts
+    return None
 
 
 def _iso(ms: int) -> str:
