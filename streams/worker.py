@@ -11,7 +11,7 @@ import uvloop
 from aiohttp import web
 
 from state.faust_settled import tables_settled
-from streams import api, join_agent, normalize_agent
+from streams import api, gc_tuning, join_agent, normalize_agent
 from streams.app import create_app
 from streams.encoding import Encoder
 from streams.mapping import load_mapping
@@ -120,6 +120,7 @@ def run_worker(settings: Settings, bootstrap: str, index: int, web_port: int, lo
         # After the worker set up its own handlers: JSON (or text) with correlation ids, and the root logger
         # back at our level (left at DEBUG, every library debug call would build a record).
         logs.apply(settings.log.format, loglevel)
+        gc_tuning.tune(settings.worker.gc_young_threshold)
 
     worker = faust.Worker(app, loglevel=loglevel, redirect_stdouts=False)
     worker.execute_from_commandline()

@@ -17,6 +17,7 @@ import time
 import faust
 import uvloop
 
+from streams import gc_tuning
 from streams.app import create_app
 from streams.mapping import load_mapping
 from streams.topics import raw_data_topics
@@ -55,6 +56,7 @@ def build(variant: str, expected: int, result_file: str) -> faust.App:
     @app.task
     async def configure_logging() -> None:
         logs.apply(settings.log.format, "warning")
+        gc_tuning.tune(settings.worker.gc_young_threshold)  # as the pipeline's worker does
 
     return app
 
