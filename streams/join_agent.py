@@ -27,6 +27,7 @@ from streams.encoding import Encoder
 from streams.join_batch import JoinBatch
 from streams.joins import APPLIED, IGNORED, REPLAYED, live_members, split_key
 from streams.mapping import ENTITY_TYPES
+from streams.metric_tally import Tally
 from streams.rules import RULE_BUCKETS, RuleConfig, evaluate
 from streams.topics import PROJECTIONS, links_topic
 from streams.values import epoch_ms
@@ -53,7 +54,8 @@ class JoinAgents:
                  live_sums: LiveSums) -> None:
         self.app, self.encoder, self.metrics, self.watermarks = app, encoder, metrics, watermarks
         self.live_sums = live_sums
-        self.join_results = {status: metrics.join_messages.labels(status) for status in (APPLIED, REPLAYED, IGNORED)}
+        for status in (APPLIED, REPLAYED, IGNORED):
+            metrics.join_messages.labels(status)  # every status on /metrics from the start, at 0
         self.joined_latency = metrics.latency.labels("joined")
         self.rules = RuleConfig.from_settings(settings.rules)
         self.deadlines = Deadlines()
@@ -75,7 +77,13 @@ class JoinAgents:
 
     async def process_batch(self, taken: list) -> None:
         """One batch of canonical events, links and rechecks: members written, then each bucket emits once."""
-        batch = JoinBatch(join_topology.emits, projections.projector)
+        batch, tally = JoinBatch(join_topology.emits, projections.projector), Tally()
+        try:
+            self._process(taken, batch, tally)
+        finally:
+            tally.flush()
+
+    def _process(self, taken: list, batch: JoinBatch, tally: Tally) -> None:
         carriers: dict[str, object] = {}  # bucket -> the event that carried it (its table partition)
         for event in taken:
             correlation.set(None)
@@ -91,7 +99,7 @@ class JoinAgents:
                 data = message.data or {}
                 source_ms = epoch_ms(data["source_ts"]) if data.get("source_ts") is not None else None
                 status = batch.write(message, source, source_ms)
-                self.join_results[status].inc()
+                tally.add(self.metrics.join_messages, status)
                 if source_ms is not None and status == APPLIED:
                     self.joined_latency.observe(max(0.0, time.time() - source_ms / 1000))
         links: list = []
@@ -108,7 +116,7 @@ class JoinAgents:
                                                                         PROJECTION_SCHEMA, record)
                 headers = _correlation(record) + _caused_by(touched.cause)
                 self.outputs[name].send_soon(key=pid.encode(), value=value, headers=headers)
-                self.metrics.projections_out.labels(name, "tombstone" if record is None else "update").inc()
+                tally.add(self.metrics.projections_out, name, "tombstone" if record is None else "update")
             self._send_alerts(sends)
             if sends and touched.latest_source_ms is not None:
                 self.metrics.latency.labels("alerted").observe(

@@ -16,6 +16,7 @@ from state.pickled_table import PickledTable
 from streams.dead_letters import ORIGINAL_TOPIC_HEADER, dead_letter
 from streams.encoding import Encoder
 from streams.mapping import ENTITY_RECORDS, Mapping
+from streams.metric_tally import Tally
 from streams.metrics import WorkerMetrics
 from streams.normalizer import Control, DeadLetter, Parsed, RawRecord, finish, parse
 from streams.raw_counts import RawCounts
@@ -66,7 +67,7 @@ def register(app: faust.App, settings: Settings, mapping: Mapping, metrics: Work
 
     normalized_latency = metrics.latency.labels("normalized")
 
-    async def normalize_one(event, batch: BatchState) -> None:
+    async def normalize_one(event, batch: BatchState, tally: Tally) -> None:
         correlation.set(None)
         message = event.message
         headers = _headers(message)
@@ -92,7 +93,7 @@ def register(app: faust.App, settings: Settings, mapping: Mapping, metrics: Work
             metrics.control.labels(outcome.source, outcome.kind).inc()
             return
         if where is not None:
-            metrics.events_in.labels(*where).inc()
+            tally.add(metrics.events_in, *where)
             counts.observe(topic, record.value)
         if isinstance(outcome, DeadLetter):
             await send_dead_letter(record, outcome.reason, outcome.stage, source_name)
@@ -105,7 +106,7 @@ def register(app: faust.App, settings: Settings, mapping: Mapping, metrics: Work
         if canonical is not None:
             correlation.set(canonical["correlation_id"])
         if dropped is not None:
-            metrics.duplicates.labels(outcome.source, dropped.reason).inc()
+            tally.add(metrics.duplicates, outcome.source, dropped.reason)
             if canonical is None:
                 return
         topic_name = f"{settings.topics.events_prefix}.{outcome.entity_type}"
@@ -124,13 +125,16 @@ def register(app: faust.App, settings: Settings, mapping: Mapping, metrics: Work
         normalized_latency.observe(max(0.0, time.time() - canonical["source_ts"] / 1000))
         if new_state is not None:
             batch.set(key, new_state, event)
-            metrics.events_out.labels(outcome.source, outcome.entity_type).inc()
+            tally.add(metrics.events_out, outcome.source, outcome.entity_type)
 
     async def normalize(stream):
-        batch = BatchState(state)
+        batch, tally = BatchState(state), Tally()
         async for taken in stream.take_events(settings.worker.batch_max, settings.worker.batch_within_s):
-            for event in taken:
-                await normalize_one(event, batch)
+            try:
+                for event in taken:
+                    await normalize_one(event, batch, tally)
+            finally:
+                tally.flush()
             batch.flush()
 
     # One agent per raw topic family (a source's tables, heartbeats and signals), one for replays. All
