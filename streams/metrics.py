@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from streams.stage_latency import StageLatency
 
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, float("inf"))
@@ -62,11 +64,11 @@ class WorkerMetrics:
             "trueup_records_out", "Records this worker produced, per topic (changelogs included)", ["topic"],
             registry=self.registry,
         )
-        self.latency = Histogram(
+        self.latency = StageLatency(
             "trueup_processing_latency_seconds",
             "Source commit to this stage: normalized (canonical event sent), joined (bucket written), "
             "alerted (alert sent)",
-            ["stage"], buckets=LATENCY_BUCKETS, registry=self.registry,
+            LATENCY_BUCKETS, self.registry,
         )
         self.consumer_lag = Gauge(
             "trueup_consumer_lag", "Records not yet committed by the group, from true end offsets, per topic",
