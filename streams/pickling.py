@@ -1,8 +1,9 @@
-"""Pickling of state, links and digests: protocol 4, with UTC written as a reference to datetime.timezone.utc.
+"""Pickling of state, links and digests: protocol 4, with a registered reducer for datetime.timezone.
 
 CPython pickles a datetime.timezone through copyreg._slotnames, a Python-level lookup it cannot cache on the C
-type, once per aware datetime; every member's data carries at least two. A reducer for the type skips it, and
-the shared UTC instance loads back as itself. Pickles written without the reducer load as before.
+type, once per aware datetime; every member's data carries at least two. The reducer skips it and writes the
+very bytes the generic path writes, so digests of stored data do not change and UTC loads as the shared
+instance.
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ PROTOCOL = 4
 
 
 def _reduce_timezone(tz: datetime.timezone):
-    if tz is datetime.timezone.utc:
-        return getattr, (datetime.timezone, "utc")
     return datetime.timezone, tz.__getinitargs__()
 
 

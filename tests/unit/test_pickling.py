@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime
+import io
+import pickle
 from decimal import Decimal
 
 from streams import pickling
@@ -18,5 +20,15 @@ def test_utc_loads_back_as_the_shared_instance_and_other_zones_as_equal_ones():
     assert loaded["named"].tzname() == "EST" and loaded["east"].utcoffset() == datetime.timedelta(hours=2)
 
 
-def test_utc_is_written_as_a_reference_not_through_the_generic_reduce():
-    assert b"getattr" in pickling.dumps(datetime.timezone.utc)
+def test_the_bytes_are_those_of_the_generic_path_so_stored_digests_still_match():
+    def stock(value) -> bytes:
+        out = io.BytesIO()
+        pickler = pickle.Pickler(out, protocol=pickling.PROTOCOL)
+        pickler.dispatch_table = {}  # without the registered reducer
+        pickler.dump(value)
+        return out.getvalue()
+
+    zones = [datetime.timezone.utc, datetime.timezone(datetime.timedelta(hours=2)),
+             datetime.timezone(-datetime.timedelta(hours=5), "EST")]
+    for value in [*zones, {"at": datetime.datetime(2026, 11, 28, tzinfo=zones[0]), "amount": Decimal("1.10")}]:
+        assert pickling.dumps(value) == stock(value)
