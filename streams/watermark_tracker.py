@@ -12,17 +12,20 @@ from aiokafka.admin import AIOKafkaAdminClient
 from faust.transport.drivers.aiokafka import server_list
 
 from state.partition_ends import probe_tails, reported_ends
+from state.probed_ends import ProbedEnds
 from streams.mapping import ENTITY_TYPES, Mapping
 from streams.topics import catalog, links_topic
 from streams.watermarks import Stages, Watermarks, commit_ts_ms
 from trueup.settings import Settings
 
 log = logging.getLogger(__name__)
+# Every partition is probed again this often even if its reported end has not moved (state.probed_ends).
+PROBE_REFRESH_S = 5.0
 _probing: contextvars.ContextVar[bool] = contextvars.ContextVar("trueup_watermark_probe", default=False)
 
 
 class _QuietProbe(logging.Filter):
-    """Drops aiokafka's info lines about the watermark reader's own (re)assignments: four ticks a second of noise."""
+    """Drops aiokafka's info lines about the watermark reader's own (re)assignments: up to ten ticks a second of noise."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not _probing.get() or record.levelno > logging.INFO
@@ -56,9 +59,8 @@ class WatermarkTracker:
                         settings.worker.app_id)
         self.partitions = [(s.name, p) for s in specs if s.name in wanted for p in range(s.partitions)]
         self.raw_system = {t: system for system, topics in self.stages.raw.items() for t in topics}
-        self.raw_system_partitions = {tp for tp in self.partitions if tp[0] in self.raw_system}
-        # (topic, partition) -> (reported end, true end, newest commit time) as last probed
-        self._probed: dict[tuple[str, int], tuple[int | None, int, int | None]] = {}
+        self.probed = ProbedEnds({tp for tp in self.partitions if tp[0] in self.raw_system}, _newest_commit,
+                                 refresh_s=PROBE_REFRESH_S)
         self.updated_ms: dict[str, int] = {}
         self.lag: dict[str, int] = {}  # topic -> records past the group's committed offsets (true ends)
         self.last_error: str | None = None
@@ -120,30 +122,23 @@ class WatermarkTracker:
             await reader.start()
             self._reader = reader
         reported = await reported_ends(self._reader, self.partitions)
-        # A partition's last batch is immutable and a new one moves the reported end, so a partition whose
-        # reported end has not moved still has the true end and newest commit time probed before.
-        changed = {tp: end for tp, end in reported.items() if tp not in self._probed or self._probed[tp][0] != end}
         quiet = _probing.set(True)
         try:
-            found = await probe_tails(self._reader, changed, tails=self.raw_system_partitions)
+            found = await probe_tails(self._reader, self.probed.to_probe(reported), tails=self.probed.tails)
         finally:
             self._reader.unsubscribe()  # or its fetcher would go on reading the raw topics between ticks
             _probing.reset(quiet)
-        for tp, (end, tail) in found.items():
-            newest_ts = _newest_commit(tail)
-            # A raw tail read with no commit time in it (all tombstones, or a fetch that raced) is read again.
-            again = tp in self.raw_system_partitions and newest_ts is None
-            self._probed[tp] = (None if again else reported[tp], end, newest_ts)
-        ends = {tp: self._probed[tp][1] for tp in reported}
+        self.probed.update(reported, found)
+        ends = self.probed.ends(reported)
         newest: dict[str, int | None] = dict.fromkeys(self.stages.raw)
         for tp in reported:
-            system, ts = self.raw_system.get(tp[0]), self._probed[tp][2]
+            system, ts = self.raw_system.get(tp[0]), self.probed.newest(tp)
             if system is not None and ts is not None and (newest[system] is None or ts > newest[system]):
                 newest[system] = ts
         return ends, newest
 
     async def _drop_clients(self) -> None:
-        self._probed.clear()  # the broker may come back with other logs
+        self.probed.clear()  # the broker may come back with other logs
         admin, self._admin = self._admin, None
         reader, self._reader = self._reader, None
         for close in ([admin.close] if admin else []) + ([reader.stop] if reader else []):
