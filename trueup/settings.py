@@ -112,8 +112,7 @@ class WorkerSettings(_Section):
         500, ge=1, le=100_000, description="link messages one links-topic record carries to a partition at most"
     )
     link_bundle_bytes: int = Field(
-        262_144, ge=1024, le=900_000,
-        description="pickled links one links-topic record carries, in bytes at most (unless one link is larger)",
+        262_144, ge=1024, le=900_000, description="a links-topic record's pickled size at most (unless one link is larger)"
     )
     gc_young_threshold: int = Field(
         50_000, ge=0, description="allocations between young garbage collections (Python's default is 700); 0 keeps "
