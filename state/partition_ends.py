@@ -25,13 +25,14 @@ async def probe_tails(consumer: AIOKafkaConsumer, reported: Mapping[Any, int], p
     keys = {TopicPartition(tp[0], tp[1]): tp for tp in reported}
     found: dict[TopicPartition, tuple[int, list]] = {tp: (reported[key] or 0, []) for tp, key in keys.items()}
     pending = {tp for tp in keys if reported[keys[tp]]}
+    decoded = {tp for tp in keys if tails is None or keys[tp] in tails}
     if pending:
         consumer.assign(list(pending))
         for tp in pending:
             # Fetches return whole batches, so from end - 1 comes the batch holding it, up to the real end.
             consumer.seek(tp, reported[keys[tp]] - 1)
         while pending:
-            wanted = [tp for tp in pending if tails is None or keys[tp] in tails]
+            wanted = [tp for tp in pending if tp in decoded]
             # The fetcher reads every assigned partition; high watermarks arrive while the tails are drained.
             batches = await (consumer.getmany(*wanted, timeout_ms=poll_ms) if wanted else
                              consumer.getmany(*pending, timeout_ms=poll_ms, max_records=1))
@@ -40,7 +41,7 @@ async def probe_tails(consumer: AIOKafkaConsumer, reported: Mapping[Any, int], p
                 end, tail = found[tp]
                 if records:
                     end = max(end, records[-1].offset + 1)
-                    if tails is None or keys[tp] in tails:
+                    if tp in decoded:
                         tail = tail + [r.value for r in records]
                 highwater = consumer.highwater(tp)  # from this consumer's own fetch responses
                 if highwater is not None:

@@ -39,7 +39,8 @@ def faust_settings(settings: Settings) -> dict:
     return {"partitions": k.partitions, "producer_linger_ms": k.producer_linger_ms,
             "producer_batch_bytes": k.producer_batch_bytes, "fetch_max_bytes": k.fetch_max_bytes,
             "commit_interval_s": w.commit_interval_s, "session_timeout_s": k.session_timeout_s,
-            "gc_young_threshold": w.gc_young_threshold, "loop": "uvloop", "log_level": "warning (baselines) / info (pipeline)", "store": "rocksdb"}
+            "gc_young_threshold": w.gc_young_threshold, "loop": "uvloop",
+            "log_level": "warning (baselines) / info (pipeline)", "store": "rocksdb"}
 
 
 class Bench:
