@@ -296,11 +296,12 @@ def _duplicates(account_id: str, account: dict, members: dict) -> list[Candidate
             others.update(twins)
     if not shared:
         return []
-    latest = max([ms(account["source_ts"])] + [ms(a["source_ts"]) for a in others.values()])
+    # The pair became duplicates with the newer of its changes: the alert names that change, not always its own.
+    newest = max([account] + [others[aid] for aid in sorted(others)], key=lambda m: ms(m["source_ts"]))
     return [Candidate(_finding(
         "duplicate_account", "account", account_id,
-        f"Account {account_id} looks like a duplicate: it shares " + "; ".join(shared), evidence, account),
-        (("crm", latest),))]
+        f"Account {account_id} looks like a duplicate: it shares " + "; ".join(shared), evidence, newest),
+        (("crm", ms(newest["source_ts"])),))]
 
 
 def _credit_hold(account_id: str, members: dict) -> list[Candidate]:

@@ -203,6 +203,8 @@ def test_duplicate_accounts_by_domain_written_differently_flag_both():
         [c] = [c for c in w.findings(f"ACC|{me}") if c.finding.rule_id == "duplicate_account"]
         assert c.finding.entity_id == me and other in c.finding.message and "domain kestrel.de" in c.finding.message
         assert c.waits_for == (("crm", 2_000),)
+        # Both alerts name the change that made the pair: ACC-2's, the newer, whichever account they are about.
+        assert c.finding.correlation_id == "cid-ACC-2"
 
 
 def test_duplicate_accounts_by_tax_id_and_resolution_when_one_changes():
