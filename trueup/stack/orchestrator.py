@@ -19,7 +19,7 @@ from connectors.debezium_config import load_connector_config
 from connectors.status import read_status
 from streams.mapping import MappingError, catalog_problems, load_mapping
 from streams.topics import catalog
-from trueup.settings import Settings
+from trueup.settings import CONFIG_ENV, Settings
 from trueup.stack import broker, postgres
 from trueup.stack.prerequisites import require_java, require_postgres
 from trueup.stack.processes import alive, free_port, log_tail, port_open, spawn, stop
@@ -38,7 +38,9 @@ class Stack:
         self.settings = settings
         self.extra_env = dict(child_env or {})
         self.data_dir = Path(settings.data_dir).resolve()
-        self.config_file = config_file.resolve() if config_file else None
+        # Children start in other folders: a relative TRUEUP_CONFIG they inherited would name nothing there.
+        named = config_file or (Path(os.environ[CONFIG_ENV]) if os.environ.get(CONFIG_ENV) else None)
+        self.config_file = named.resolve() if named else None
         self.echo = echo
         self.mapping = load_mapping(settings.mapping)
         self.sources = settings.enabled_sources
