@@ -12,6 +12,7 @@ from state import faust_stall_repair as stall_repair
 from state import faust_uncommitted_seek as uncommitted_seek
 from state.faust_highwater import install
 from streams.api import guard
+from streams.partitioning import KeyPartitioner
 from trueup.settings import Settings
 
 
@@ -39,6 +40,7 @@ def create_app(settings: Settings, bootstrap: str, index: int, web_port: int) ->
         topic_replication_factor=settings.kafka.replication_factor,
         producer_linger=settings.kafka.producer_linger_ms / 1000.0,
         producer_max_batch_size=settings.kafka.producer_batch_bytes,
+        producer_partitioner=KeyPartitioner(),  # Kafka's default placement, without aiokafka's byte-wise hash
         consumer_max_fetch_size=settings.kafka.fetch_max_bytes,
         table_standby_replicas=settings.worker.standby_replicas,
         consumer_auto_offset_reset="earliest",

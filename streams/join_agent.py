@@ -16,7 +16,6 @@ import time
 from dataclasses import dataclass
 
 import faust
-from aiokafka.partitioner import DefaultPartitioner
 
 from state.batch_state import make_current
 from state.pickled_table import PickledTable
@@ -28,6 +27,7 @@ from streams.join_batch import JoinBatch
 from streams.joins import APPLIED, IGNORED, REPLAYED, live_members, split_key
 from streams.mapping import ENTITY_TYPES
 from streams.metric_tally import Tally
+from streams.partitioning import KeyPartitioner
 from streams.rules import RULE_BUCKETS, RuleConfig, evaluate
 from streams.topics import PROJECTIONS, links_topic
 from streams.values import epoch_ms
@@ -62,7 +62,7 @@ class JoinAgents:
         self.alerts_topic_name = settings.topics.alerts
         self.links_name = links_topic(settings.worker.app_id)
         self.links = app.topic(self.links_name, key_serializer="raw", value_serializer="raw")
-        self._partitioner, self._partitions = DefaultPartitioner(), list(range(settings.kafka.partitions))
+        self._partitioner, self._partitions = KeyPartitioner(), list(range(settings.kafka.partitions))
         self.bundle_links, self.bundle_bytes = settings.worker.link_bundle_max, settings.worker.link_bundle_bytes
         self.alerts = app.topic(settings.topics.alerts, key_serializer="raw", value_serializer="raw")
         self.outputs = {name: app.topic(f"{settings.topics.projections_prefix}.{name}", key_serializer="raw",
