@@ -297,7 +297,8 @@ def _duplicates(account_id: str, account: dict, members: dict) -> list[Candidate
     if not shared:
         return []
     # The pair became duplicates with the newer of its changes: the alert names that change, not always its own.
-    newest = max([account] + [others[aid] for aid in sorted(others)], key=lambda m: ms(m["source_ts"]))
+    # Ties (one millisecond) go to the greater account id, so every account of the group names the same change.
+    _, newest = max([(account_id, account), *others.items()], key=lambda pair: (ms(pair[1]["source_ts"]), pair[0]))
     return [Candidate(_finding(
         "duplicate_account", "account", account_id,
         f"Account {account_id} looks like a duplicate: it shares " + "; ".join(shared), evidence, newest),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import psycopg
@@ -28,6 +29,7 @@ def test_both_duplicate_alerts_name_the_newer_account_change(stack_status):
     older, newer, domain = f"ACC-dupa{n}", f"ACC-dupb{n}", f"twins-{n}.example"
     crm = stack_status["postgres"]["crm"]
     _insert_account(crm, older, domain)
+    time.sleep(0.05)  # commits in distinct milliseconds, so "newer" is decided by time, not the id tie-break
     cause = _insert_account(crm, newer, f"https://www.{domain}/")
     keys = {("duplicate_account", "account", older), ("duplicate_account", "account", newer)}
 

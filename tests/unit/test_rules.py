@@ -207,6 +207,15 @@ def test_duplicate_accounts_by_domain_written_differently_flag_both():
         assert c.finding.correlation_id == "cid-ACC-2"
 
 
+def test_duplicates_changed_in_one_millisecond_name_the_same_change():
+    w = World()
+    for eid in ("ACC-7", "ACC-3", "ACC-5"):
+        w.put("account", eid, ts=4_000, id=eid, domain="same.example")
+    named = {c.finding.entity_id: c.finding.correlation_id
+             for eid in ("ACC-3", "ACC-5", "ACC-7") for c in w.findings(f"ACC|{eid}")}
+    assert named == {"ACC-3": "cid-ACC-7", "ACC-5": "cid-ACC-7", "ACC-7": "cid-ACC-7"}
+
+
 def test_duplicate_accounts_by_tax_id_and_resolution_when_one_changes():
     w = World()
     w.put("account", "ACC-1", id="ACC-1", domain="a.com", tax_id="DE 123-456")
