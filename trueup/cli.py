@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
 import click
 
-from trueup.settings import Settings, SettingsError, load_settings
+from trueup.settings import CONFIG_ENV, Settings, SettingsError, load_settings
 
 
 class Context:
@@ -670,6 +671,9 @@ def bench(obj: Context, events, runs, latency_rate, latency_s, snapshot_rows, pa
 
     # A SIGTERM must unwind like Ctrl-C, so the stacks and brokers the run started are stopped by its finally.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    if obj.config_file:
+        # Every stack and worker the run starts is a child: they read the same file, by absolute path.
+        os.environ[CONFIG_ENV] = str(obj.config_file.resolve())
     if smoke:
         events, runs, latency_rate, latency_s, snapshot_rows = (
             SMOKE["events"], SMOKE["runs"], SMOKE["latency_rate"], SMOKE["latency_s"], SMOKE["snapshot_rows"])

@@ -83,3 +83,26 @@ def test_missing_config_file_is_reported(tmp_path):
     result = CliRunner().invoke(cli, ["--config", str(missing), "stack", "status"], prog_name="trueup")
     assert result.exit_code == 1
     assert str(missing) in result.output
+
+
+def test_bench_hands_its_config_file_to_every_child_by_absolute_path(monkeypatch, tmp_path):
+    """The benchmark's stacks and workers are children: `--config` reaches them as TRUEUP_CONFIG, absolute."""
+    import signal
+
+    import trueup.bench.run as bench_run
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "profile.toml").write_text("[worker]\nreport_interval_s = 2\n")
+    seen = {}
+
+    def fake_run_bench(settings, *args, **kwargs):
+        seen["env"] = os.environ.get("TRUEUP_CONFIG")
+        seen["report_interval_s"] = settings.worker.report_interval_s
+        raise click.ClickException("stopped before any stack")
+
+    monkeypatch.setattr(bench_run, "run_bench", fake_run_bench)
+    monkeypatch.setattr(signal, "signal", lambda *args: None)  # keep pytest's own SIGTERM handling
+    monkeypatch.setenv("TRUEUP_CONFIG", "unused.toml")  # restored after the test, whatever the command sets
+    result = CliRunner().invoke(cli, ["--config", "profile.toml", "bench", "--only", "latency"])
+    assert "stopped before any stack" in result.output
+    assert seen == {"env": str(tmp_path / "profile.toml"), "report_interval_s": 2}
