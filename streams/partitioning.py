@@ -55,5 +55,7 @@ class KeyPartitioner:
         if key is None:
             return random.choice(available or all_partitions)
         if type(key) is not bytes:
+            if not isinstance(key, (bytes, bytearray, memoryview)):
+                raise TypeError(f"a record key must be bytes, not {type(key).__name__}")
             key = bytes(key)  # a bytearray or memoryview cannot be remembered
         return all_partitions[self.hash_of(key) % len(all_partitions)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.partitioner import murmur2 as aiokafka_murmur2
 
@@ -44,6 +45,18 @@ def test_a_key_goes_where_the_default_partitioner_puts_it_also_after_forgetting(
         assert [ours(k, partitions, partitions) for k in keys] == [theirs(k, partitions, partitions) for k in keys]
     assert len(ours.hashes) <= 50
     assert ours(bytearray(b"entity-1"), [0, 1, 2, 3], [0, 1, 2, 3]) == theirs(b"entity-1", [0, 1, 2, 3], [0, 1, 2, 3])
+
+
+def test_a_key_that_is_not_bytes_is_refused():
+    with pytest.raises(TypeError, match="must be bytes, not int"):
+        KeyPartitioner()(3, [0, 1], [0, 1])
+
+
+def test_the_worker_app_places_keys_with_it():
+    from streams.app import create_app
+    from trueup.settings import Settings
+
+    assert isinstance(create_app(Settings(), "127.0.0.1:9092", 0, 6066).conf.producer_partitioner, KeyPartitioner)
 
 
 def test_a_record_without_key_goes_to_an_available_partition():
