@@ -27,7 +27,6 @@ from streams.join_batch import JoinBatch
 from streams.joins import APPLIED, IGNORED, REPLAYED, live_members, split_key
 from streams.mapping import ENTITY_TYPES
 from streams.metric_tally import Tally
-from streams.partitioning import KeyPartitioner
 from streams.rules import RULE_BUCKETS, RuleConfig, evaluate
 from streams.topics import PROJECTIONS, links_topic
 from streams.values import epoch_ms
@@ -62,7 +61,8 @@ class JoinAgents:
         self.alerts_topic_name = settings.topics.alerts
         self.links_name = links_topic(settings.worker.app_id)
         self.links = app.topic(self.links_name, key_serializer="raw", value_serializer="raw")
-        self._partitioner, self._partitions = KeyPartitioner(), list(range(settings.kafka.partitions))
+        # The producer's own partitioner instance (streams.app), so links share its memo of recent key hashes.
+        self._partitioner, self._partitions = app.conf.producer_partitioner, list(range(settings.kafka.partitions))
         self.bundle_links, self.bundle_bytes = settings.worker.link_bundle_max, settings.worker.link_bundle_bytes
         self.alerts = app.topic(settings.topics.alerts, key_serializer="raw", value_serializer="raw")
         self.outputs = {name: app.topic(f"{settings.topics.projections_prefix}.{name}", key_serializer="raw",
@@ -135,7 +135,7 @@ class JoinAgents:
         return [(join_topology.entity_message(canonical), record)]
 
     def _link_partition(self, bucket: str) -> int:
-        # The producer's own partitioner over the topic's partitions, so a bundle lands where a link keyed by its
+        # The producer's partitioner over the topic's partitions, so a bundle lands where a link keyed by its
         # bucket would. A links topic with another partition count fails the first table write from it: Faust
         # checks a source topic against the changelog's count (PartitionsMismatch), which is settings' count.
         return self._partitioner(bucket.encode(), self._partitions, self._partitions)
