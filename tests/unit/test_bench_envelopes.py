@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from trueup.bench.envelopes import Raw, replicate, rewrite
+from trueup.bench.envelopes import Raw, commit_ms, in_commit_order, load, replicate, rewrite, save
 
 
 def envelope(after: dict, op: str = "c") -> bytes:
@@ -45,3 +45,38 @@ def test_replicate_streams_exactly_count_records_replica_by_replica():
     assert ids == ["in_1", "ACC-1", "in_1R1", "ACC-1R1", "in_1R2"]
     with pytest.raises(ValueError):
         next(replicate([], 1))
+
+
+def change(topic: str, key: str, ts_ms: int, n: int) -> Raw:
+    return Raw(topic, json.dumps({"id": key}).encode(),
+               json.dumps({"payload": {"after": {"id": key, "n": n}, "source": {"ts_ms": ts_ms}}}).encode())
+
+
+def test_captured_clumps_are_merged_by_commit_time_so_a_prefix_holds_every_table():
+    accounts = [change("crm.public.accounts", f"A{i}", 1000 + 10 * i, i) for i in range(3)]
+    invoices = [change("billing.public.invoices", f"I{i}", 1005 + 10 * i, i) for i in range(3)]
+    merged = in_commit_order(accounts + invoices)
+    assert [commit_ms(r) for r in merged] == [1000, 1005, 1010, 1015, 1020, 1025]
+    assert {r.topic for r in merged[:2]} == {"crm.public.accounts", "billing.public.invoices"}
+
+
+def test_one_keys_changes_keep_their_captured_order_even_when_their_times_do_not():
+    # A clock step back between two commits of one row must not swap them: the row's order is its log's order.
+    first, second = change("crm.public.accounts", "A1", 2000, 1), change("crm.public.accounts", "A1", 1990, 2)
+    other = change("crm.public.accounts", "A2", 1995, 1)
+    merged = in_commit_order([first, second, other])
+    ns = [json.loads(r.value)["payload"]["after"]["n"] for r in merged if b"A1" in r.key]
+    assert ns == [1, 2]
+    assert len(merged) == 3
+
+
+def test_saved_input_loads_in_commit_order(tmp_path):
+    accounts = [change("crm.public.accounts", f"A{i}", 1000 + 10 * i, i) for i in range(2)]
+    invoices = [change("billing.public.invoices", f"I{i}", 1005 + 10 * i, i) for i in range(2)]
+    save(accounts + invoices, tmp_path / "in.jsonl")
+    assert [commit_ms(r) for r in load(tmp_path / "in.jsonl")] == [1000, 1005, 1010, 1015]
+
+
+def test_a_record_without_a_commit_time_counts_as_zero():
+    assert commit_ms(Raw("t", None, b"not json")) == 0
+    assert commit_ms(Raw("t", None, json.dumps({"op": "r"}).encode())) == 0

@@ -7,6 +7,7 @@ link within it and never across replicas, and no replica duplicates another's do
 
 from __future__ import annotations
 
+import heapq
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,10 +32,33 @@ def save(captured: list[Raw], path) -> None:
 
 
 def load(path) -> list[Raw]:
-    """Records written by `save`."""
+    """Records written by `save`, in commit order (files saved before captures were ordered get it here)."""
     with open(path, encoding="utf-8") as lines:
         rows = [json.loads(line) for line in lines if line.strip()]
-    return [Raw(r["topic"], None if r["key"] is None else r["key"].encode(), r["value"].encode()) for r in rows]
+    return in_commit_order([Raw(r["topic"], None if r["key"] is None else r["key"].encode(), r["value"].encode()) for r in rows])
+
+
+def commit_ms(record: Raw) -> int:
+    """The source commit time of a captured envelope (payload.source.ts_ms), or 0 where it has none."""
+    try:
+        value = json.loads(record.value)
+        body = value.get("payload", value)
+        return int(body["source"]["ts_ms"])
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return 0
+
+
+def in_commit_order(records: list[Raw]) -> list[Raw]:
+    """The records interleaved across topics by commit time, each key's own records kept in their order.
+
+    Records read back topic by topic come in clumps (one table's partition, then the next), so a prefix of
+    them would hold some tables and none of others; merged by commit time any prefix is a realistic mix.
+    """
+    by_key: dict[tuple[str, bytes | None], list[tuple[int, int, Raw]]] = {}
+    for index, record in enumerate(records):
+        by_key.setdefault((record.topic, record.key), []).append((commit_ms(record), index, record))
+    # heapq.merge only ever takes the head of each key's list, so a key's order holds even if its times do not.
+    return [record for _, _, record in heapq.merge(*by_key.values(), key=lambda item: item[:2])]
 
 
 def is_identifier(column: str) -> bool:

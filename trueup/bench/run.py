@@ -57,9 +57,10 @@ def _remove(stack: Stack) -> None:
 
 
 def capture(settings: Settings, bootstrap: str) -> list[Raw]:
-    """Every record the connectors wrote to the raw data topics (heartbeats and signals left out)."""
+    """Every record the connectors wrote to the raw data topics (heartbeats and signals left out), in commit order."""
     topics = raw_data_topics(load_mapping(settings.mapping), settings.enabled_sources)
-    return [Raw(r.topic, r.key, r.value) for r in read_to_end(bootstrap, topics, timeout_s=600) if r.value]
+    records = [Raw(r.topic, r.key, r.value) for r in read_to_end(bootstrap, topics, timeout_s=600) if r.value]
+    return envelopes.in_commit_order(records)
 
 
 def run_bench(settings: Settings, out: Path, events: int, runs: int, latency_rate: float, latency_s: float,
