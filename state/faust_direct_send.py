@@ -1,0 +1,125 @@
+"""Append Faust's queued sends straight to aiokafka's open batch instead of through its per-record send task.
+
+`Topic.send_soon` and every table write queue a record in Faust's ProducerBuffer; one background task then
+sends each through four coroutines (publish, Faust's send, aiokafka's send, the accumulator), and once more
+than 100 are queued every incoming record waits for the queue to ebb, one `wait_for` per record sent. In a
+worker that produces four or five records per change that path was the largest single cost in a profile.
+
+Here a record is appended synchronously to its partition's open batch in aiokafka's accumulator (the first
+step of aiokafka's own `add_message`) and its completion runs Faust's own callback (result, the changelog's
+persisted offset, sensors). A full batch gets a fresh one behind it, as many as one agent batch's output
+needs: the agent runs a whole batch without yielding, so the sender cannot drain in between, and Faust's
+queue held the same records before. Anything else (a producer not started or in a transaction, a topic
+without metadata yet, no key to place by, too many batches) takes Faust's path, and so does every later
+record of that topic until none of it is queued or in flight, so each partition keeps its order. A commit
+still flushes Faust's queue and then the accumulator, so at-least-once holds as before.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import faust
+from aiokafka.structs import TopicPartition
+
+# Batches one partition may hold in the accumulator before records queue on Faust's path again (a bound,
+# not a target: 64 of the default 256 KiB is 16 MiB, far above what one agent batch produces here).
+MAX_BATCHES = 64
+
+
+class DirectSend:
+    """The producer buffer's `put` with a synchronous path; counts what took which path."""
+
+    def __init__(self, app: faust.App, max_batches: int = MAX_BATCHES) -> None:
+        self.app, self.max_batches = app, max_batches
+        self.producer = app.producer  # Faust's aiokafka driver Producer
+        self.buffer = self.producer.buffer
+        self._queued_put = self.buffer.put
+        self._send_pending = self.buffer._send_pending
+        self.waiting: dict[str, int] = {}  # topic -> its records queued or in flight on Faust's path
+        self.direct = 0
+        self.queued = 0
+
+    def install(self) -> None:
+        self.buffer.put = self.put
+        self.buffer._send_pending = self._send_pending_counted
+
+    def put(self, fut: Any) -> None:
+        topic = fut.message.channel.get_topic_name()
+        if not self.waiting.get(topic) and self._append(fut, topic):
+            self.direct += 1
+            return
+        self.queued += 1
+        self.waiting[topic] = self.waiting.get(topic, 0) + 1
+        self._queued_put(fut)
+
+    async def _send_pending_counted(self, fut: Any) -> None:
+        try:
+            await self._send_pending(fut)  # returns once the record is in a batch
+        finally:
+            topic = fut.message.channel.get_topic_name()
+            left = self.waiting.get(topic, 1) - 1
+            if left > 0:
+                self.waiting[topic] = left
+            else:
+                self.waiting.pop(topic, None)
+
+    def _append(self, fut: Any, topic: str) -> bool:
+        """Append to the open batch of the record's partition; False where only Faust's path can send it."""
+        producer = self.producer
+        kafka = producer._producer
+        if kafka is None or kafka._txn_manager is not None or self.app.in_transaction:
+            return False
+        accumulator = kafka._message_accumulator
+        if accumulator._closed or accumulator._exception is not None:
+            return False
+        partitions = kafka._metadata.partitions_for_topic(topic)
+        if not partitions:
+            return False  # metadata not known yet: aiokafka's send waits for it
+        message = fut.message
+        key, value = message.key, message.value
+        headers = message.headers
+        headers = list(headers.items()) if isinstance(headers, dict) else list(headers or ())
+        if not producer.allow_headers:
+            headers = []
+        try:
+            kafka._serialize(key, value, headers)  # aiokafka's size check, as its send does
+        except Exception:
+            return False  # Faust's path raises it where it always did
+        partition = message.partition
+        if partition is None:
+            if key is None:
+                return False  # placement without a key is left to Faust's path
+            available = kafka._metadata.available_partitions_for_topic(topic)
+            partition = kafka._partitioner(key, list(partitions), list(available))
+        elif partition not in partitions:
+            return False
+        tp = TopicPartition(topic, partition)
+        timestamp = message.timestamp
+        timestamp_ms = int(timestamp * 1000.0) if timestamp else None
+        batches = accumulator._batches.get(tp)
+        sent = batches[-1].append(key, value, timestamp_ms, headers=headers) if batches else None
+        if sent is None:
+            if batches and len(batches) >= self.max_batches:
+                return False
+            # The sender takes a partition's batches oldest first, one request at a time, so order holds.
+            batch = accumulator._append_batch(accumulator.create_builder(), tp)
+            sent = batch.append(key, value, timestamp_ms, headers=headers)
+            if sent is None:
+                return False
+        producer._send_on_produce_message(key=key, value=value, partition=partition, timestamp=timestamp,
+                                          headers=headers)
+        state = self.app.sensors.on_send_initiated(producer, topic, message=message,
+                                                   keysize=len(key) if key else 0,
+                                                   valsize=len(value) if value else 0)
+        channel = message.channel
+        sent.add_done_callback(partial(channel._on_published, message=fut, state=state, producer=producer))
+        return True
+
+
+def install(app: faust.App) -> DirectSend:
+    """Call once the app exists, before it starts."""
+    direct = DirectSend(app)
+    direct.install()
+    return direct
