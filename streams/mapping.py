@@ -190,6 +190,21 @@ class Mapping(BaseModel):
             for table in source.tables
         }
 
+    @cached_property
+    def control_kinds(self) -> dict[str, tuple[str, str]]:
+        """Topic -> (kind, source) of every control topic: heartbeat_topic, heartbeat_table, signal, transaction.
+
+        Read for every raw record; where two sources name one topic, the first source in the file has it.
+        """
+        kinds: dict[str, tuple[str, str]] = {}
+        for name, source in self.sources.items():
+            for topic, kind in ((source.heartbeat_topic, "heartbeat_topic"),
+                                (source.topic(HEARTBEAT_TABLE), "heartbeat_table"),
+                                (source.topic(SIGNAL_TABLE), "signal"),
+                                (source.transaction_topic, "transaction")):
+                kinds.setdefault(topic, (kind, name))
+        return kinds
+
     def source_of_topic(self, topic: str) -> tuple[str, str] | None:
         """(source name, table) for a raw data topic, or None for anything else."""
         return self._by_topic.get(topic)

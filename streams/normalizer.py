@@ -7,14 +7,13 @@ and fills TOAST placeholders from the last known values.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field, replace
 from typing import Union
 
 from streams.debezium_envelope import Change, EnvelopeProblem, decode_json, parse_change
 from streams.mapping import HEARTBEAT_TABLE, SIGNAL_TABLE, Mapping, TableMapping
 from streams.positions import debezium_position, idempotency_key, is_newer
-from streams.values import UNAVAILABLE, ValueProblem, decimal_from, money, scalar_from
+from streams.values import UNAVAILABLE, ValueProblem, decimal_from, json_text, money, scalar_from
 
 CONNECT_DECIMAL = "org.apache.kafka.connect.data.Decimal"
 OPS = {"r": "snapshot", "c": "create", "u": "update", "d": "delete"}
@@ -89,27 +88,25 @@ class Dropped:
 
 
 def _control_for(topic: str, mapping: Mapping, value: bytes | None) -> Control | None:
-    for name, source in mapping.sources.items():
-        if topic == source.heartbeat_topic:
-            ts = None
-            if value is not None:
-                doc = decode_json(value, "heartbeat")
-                if isinstance(doc, dict) and "payload" in doc and "schema" in doc:
-                    doc = doc["payload"]
-                if isinstance(doc, dict) and isinstance(doc.get("ts_ms"), int):
-                    ts = doc["ts_ms"]
-            return Control("heartbeat", name, ts)
-        if topic == source.topic(HEARTBEAT_TABLE):
-            if value is None:
-                return Control("tombstone", name)
-            change = parse_change(value)
-            ts = change.source.get("ts_ms")
-            return Control("heartbeat", name, ts if isinstance(ts, int) else None)
-        if topic == source.topic(SIGNAL_TABLE):
-            return Control("signal", name)
-        if topic == source.transaction_topic:
-            return Control("transaction", name)
-    return None
+    kind, name = mapping.control_kinds.get(topic, (None, None))
+    if kind is None:
+        return None
+    if kind == "heartbeat_topic":
+        ts = None
+        if value is not None:
+            doc = decode_json(value, "heartbeat")
+            if isinstance(doc, dict) and "payload" in doc and "schema" in doc:
+                doc = doc["payload"]
+            if isinstance(doc, dict) and isinstance(doc.get("ts_ms"), int):
+                ts = doc["ts_ms"]
+        return Control("heartbeat", name, ts)
+    if kind == "heartbeat_table":
+        if value is None:
+            return Control("tombstone", name)
+        change = parse_change(value)
+        ts = change.source.get("ts_ms")
+        return Control("heartbeat", name, ts if isinstance(ts, int) else None)
+    return Control(kind, name)  # signal | transaction
 
 
 def _convert_row(row: dict, spec: TableMapping, change: Change, strict: bool) -> tuple[dict, set[str], dict]:
@@ -151,7 +148,7 @@ def _convert_row(row: dict, spec: TableMapping, change: Change, strict: bool) ->
         as_bytes = column_schema.get("type") == "bytes" or column_schema.get("name") == CONNECT_DECIMAL
         fields[target] = money(decimal_from(raw_amount, amount_col, scale, as_bytes), currency, target)
     extra = {
-        column: json.dumps(value, sort_keys=True)
+        column: json_text(value)
         for column, value in row.items()
         if column not in spec.columns and value != UNAVAILABLE
     }

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
+from json.encoder import encode_basestring_ascii
 
 UNAVAILABLE = "__debezium_unavailable_value"
 EPOCH_DATE = date(1970, 1, 1)
@@ -14,6 +16,23 @@ EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 CURRENCY = re.compile(r"^[A-Z]{3}$")
 MONEY_SCALE = Decimal("0.01")
 MONEY_LIMIT = Decimal(10) ** 16  # numeric(18,2)
+
+
+def json_text(value) -> str:
+    """json.dumps(value, sort_keys=True), the same text, without building an encoder for a plain scalar.
+
+    Every unmapped column of every change is kept as JSON text; json.dumps set up a fresh encoder for each.
+    """
+    kind = type(value)
+    if kind is str:
+        return encode_basestring_ascii(value)  # what json.dumps does for a str (ensure_ascii)
+    if value is None:
+        return "null"
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is int:
+        return int.__repr__(value)
+    return json.dumps(value, sort_keys=True)
 
 
 class ValueProblem(ValueError):

@@ -254,3 +254,13 @@ def test_catalog_check_names_unknown_and_retyped_columns():
     problems = catalog_problems("crm", m.sources["crm"], catalog)
     assert any("table accounts, field columns.tax_id: unknown column" in p for p in problems)
     assert any("table opportunities, field columns.amount: bad type" in p for p in problems)
+
+
+def test_control_kinds_name_each_sources_heartbeat_signal_and_transaction_topics(mapping):
+    kinds = mapping.control_kinds
+    assert kinds["__debezium-heartbeat.crm"] == ("heartbeat_topic", "crm")
+    assert kinds[f"erp.public.{HEARTBEAT_TABLE}"] == ("heartbeat_table", "erp")
+    assert kinds[f"billing.public.{SIGNAL_TABLE}"] == ("signal", "billing")
+    assert kinds["billing_poll.transaction"] == ("transaction", "billing_poll")
+    assert len(kinds) == 4 * len(mapping.sources)
+    assert "crm.public.accounts" not in kinds

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from streams.values import ValueProblem, date_from, decimal_from, money, scalar_from, timestamp_from
+from streams.values import ValueProblem, date_from, decimal_from, json_text, money, scalar_from, timestamp_from
 from tests.unit.envelopes import precise
 
 UTC = timezone.utc
@@ -142,3 +142,17 @@ def test_scalar_accepts_its_own_type(kind, raw):
 def test_scalar_rejects_other_types_as_schema_drift(kind, raw):
     with pytest.raises(ValueProblem, match="schema drift: column col"):
         scalar_from(raw, "col", kind)
+
+
+# --- json_text -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", [
+    "plain", "", 'quote " and \\ backslash', "tab\tnew\nline\x01", "Zürich – 東京 😀", "__debezium",
+    0, -7, 2**70, True, False, None, 1.5, float("nan"), float("inf"), [3, "a", None],
+    {"b": 1, "a": [True, {"z": "é", "y": 2}]},
+])
+def test_json_text_is_json_dumps_with_sorted_keys_byte_for_byte(value):
+    import json
+
+    assert json_text(value) == json.dumps(value, sort_keys=True)
