@@ -17,11 +17,14 @@ still flushes Faust's queue and then the accumulator, so at-least-once holds as 
 
 from __future__ import annotations
 
+import logging
 from functools import partial
 from typing import Any
 
 import faust
 from aiokafka.structs import TopicPartition
+
+log = logging.getLogger(__name__)
 
 # Batches one partition may hold in the accumulator before records queue on Faust's path again (a bound,
 # not a target: 64 of the default 256 KiB is 16 MiB, far above what one agent batch produces here).
@@ -40,6 +43,7 @@ class DirectSend:
         self.waiting: dict[str, int] = {}  # topic -> its records queued or in flight on Faust's path
         self.direct = 0
         self.queued = 0
+        self.enabled = True
 
     def install(self) -> None:
         self.buffer.put = self.put
@@ -47,8 +51,10 @@ class DirectSend:
 
     def put(self, fut: Any) -> None:
         topic = fut.message.channel.get_topic_name()
-        if not self.waiting.get(topic) and self._append(fut, topic):
+        sent = self._try_append(fut, topic) if self.enabled and not self.waiting.get(topic) else None
+        if sent is not None:
             self.direct += 1
+            self._track(fut, topic, sent)
             return
         self.queued += 1
         self.waiting[topic] = self.waiting.get(topic, 0) + 1
@@ -65,18 +71,30 @@ class DirectSend:
             else:
                 self.waiting.pop(topic, None)
 
-    def _append(self, fut: Any, topic: str) -> bool:
-        """Append to the open batch of the record's partition; False where only Faust's path can send it."""
+    def _try_append(self, fut: Any, topic: str) -> Any:
+        try:
+            return self._append(fut, topic)
+        except AttributeError as exc:
+            # aiokafka's internals are not its API: another version may lack one. Faust's path still works.
+            self.enabled = False
+            log.warning("direct sends off, every record now goes through Faust's queue: %s", exc)
+            return None
+
+    def _append(self, fut: Any, topic: str) -> Any:
+        """The record's future in its partition's open batch; None where only Faust's path can send it.
+
+        The append is the last step: nothing after it may fail and send the record a second time.
+        """
         producer = self.producer
         kafka = producer._producer
         if kafka is None or kafka._txn_manager is not None or self.app.in_transaction:
-            return False
+            return None
         accumulator = kafka._message_accumulator
         if accumulator._closed or accumulator._exception is not None:
-            return False
+            return None
         partitions = kafka._metadata.partitions_for_topic(topic)
         if not partitions:
-            return False  # metadata not known yet: aiokafka's send waits for it
+            return None  # metadata not known yet: aiokafka's send waits for it
         message = fut.message
         key, value = message.key, message.value
         headers = message.headers
@@ -86,37 +104,36 @@ class DirectSend:
         try:
             kafka._serialize(key, value, headers)  # aiokafka's size check, as its send does
         except Exception:
-            return False  # Faust's path raises it where it always did
+            return None  # Faust's path raises it where it always did
         partition = message.partition
         if partition is None:
             if key is None:
-                return False  # placement without a key is left to Faust's path
+                return None  # placement without a key is left to Faust's path
             available = kafka._metadata.available_partitions_for_topic(topic)
             partition = kafka._partitioner(key, list(partitions), list(available))
         elif partition not in partitions:
-            return False
+            return None
         tp = TopicPartition(topic, partition)
-        timestamp = message.timestamp
-        timestamp_ms = int(timestamp * 1000.0) if timestamp else None
         batches = accumulator._batches.get(tp)
+        timestamp_ms = int(message.timestamp * 1000.0) if message.timestamp else None
         sent = batches[-1].append(key, value, timestamp_ms, headers=headers) if batches else None
         if sent is None:
             if batches and len(batches) >= self.max_batches:
-                return False
+                return None
             # The sender takes a partition's batches oldest first, one request at a time, so order holds.
             batch = accumulator._append_batch(accumulator.create_builder(), tp)
             sent = batch.append(key, value, timestamp_ms, headers=headers)
-            if sent is None:
-                return False
-        producer._send_on_produce_message(key=key, value=value, partition=partition, timestamp=timestamp,
-                                          headers=headers)
-        state = self.app.sensors.on_send_initiated(producer, topic, message=message,
-                                                   keysize=len(key) if key else 0,
-                                                   valsize=len(value) if value else 0)
-        channel = message.channel
-        sent.add_done_callback(partial(channel._on_published, message=fut, state=state, producer=producer))
-        return True
+        return sent
 
+    def _track(self, fut: Any, topic: str, sent: Any) -> None:
+        """What Faust's publish does around its send: the produce signal, the sensors, the completion callback."""
+        message, producer = fut.message, self.producer
+        producer._send_on_produce_message(key=message.key, value=message.value, partition=message.partition,
+                                          timestamp=message.timestamp, headers=message.headers)
+        state = self.app.sensors.on_send_initiated(producer, topic, message=message,
+                                                   keysize=len(message.key) if message.key else 0,
+                                                   valsize=len(message.value) if message.value else 0)
+        sent.add_done_callback(partial(message.channel._on_published, message=fut, state=state, producer=producer))
 
 def install(app: faust.App) -> DirectSend:
     """Call once the app exists, before it starts."""

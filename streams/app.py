@@ -57,5 +57,6 @@ def create_app(settings: Settings, bootstrap: str, index: int, web_port: int) ->
     fetch_wait.install(app, settings.kafka.fetch_max_wait_ms)
     uncommitted_seek.install(app)  # a worker that left before its first commit leaves nothing unread
     stall_repair.install(app, settings.worker.stalled_partition_s)  # a record Faust skipped is read again
-    direct_send.install(app)  # a record goes into aiokafka's open batch, not through a send task per record
+    if settings.worker.direct_send:
+        direct_send.install(app)  # a record goes into aiokafka's open batch, not through a send task per record
     return app

@@ -121,6 +121,9 @@ class WorkerSettings(_Section):
     stalled_partition_s: float = Field(
         20.0, gt=0, description="a partition whose commit is stuck this long with nothing in flight is read again"
     )
+    direct_send: bool = Field(
+        True, description="append records straight to aiokafka's open batches; false sends all through Faust's queue"
+    )
 
 
 class ConnectSettings(_Section):

@@ -147,3 +147,32 @@ def test_what_only_fausts_path_can_send_is_queued():
         await kafka.stop()
 
     asyncio.run(main())
+
+
+def test_an_aiokafka_without_the_internals_used_turns_direct_sends_off_and_loses_nothing(caplog):
+    async def main():
+        direct, kafka, buffer = make()
+        del kafka._message_accumulator._batches  # as if another aiokafka version kept its batches elsewhere
+        first, second = (pending(Channel("events", []), b"k", b"v") for _ in range(2))
+        with caplog.at_level("WARNING"):
+            direct.buffer.put(first)
+        direct.buffer.put(second)
+        assert buffer.queue == [first, second] and not direct.enabled and direct.direct == 0
+        assert "direct sends off" in caplog.text
+        kafka._message_accumulator._batches = {}
+        await kafka.stop()
+
+    asyncio.run(main())
+
+
+def test_the_worker_app_sends_directly_unless_the_setting_is_off(tmp_path):
+    from streams.app import create_app
+    from trueup.settings import Settings
+
+    def put_of(direct_send: bool):
+        settings = Settings(data_dir=tmp_path, worker={"direct_send": direct_send})
+        app = create_app(settings, "127.0.0.1:9", 0, 6099)
+        return app.producer.buffer.put
+
+    assert getattr(put_of(True), "__self__", None).__class__ is DirectSend
+    assert getattr(put_of(False), "__self__", None).__class__ is not DirectSend
