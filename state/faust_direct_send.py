@@ -46,15 +46,20 @@ class DirectSend:
         self.enabled = True
 
     def install(self) -> None:
+        if self.app.conf.producer_threaded:
+            # Faust's path then runs on another thread's producer; appending here would bypass it.
+            log.warning("direct sends off: producer_threaded is set")
+            self.enabled = False
+            return
         self.buffer.put = self.put
         self.buffer._send_pending = self._send_pending_counted
 
     def put(self, fut: Any) -> None:
         topic = fut.message.channel.get_topic_name()
-        sent = self._try_append(fut, topic) if self.enabled and not self.waiting.get(topic) else None
-        if sent is not None:
+        appended = self._try_append(fut, topic) if self.enabled and not self.waiting.get(topic) else None
+        if appended is not None:
             self.direct += 1
-            self._track(fut, topic, sent)
+            self._track(fut, topic, *appended)
             return
         self.queued += 1
         self.waiting[topic] = self.waiting.get(topic, 0) + 1
@@ -80,10 +85,11 @@ class DirectSend:
             log.warning("direct sends off, every record now goes through Faust's queue: %s", exc)
             return None
 
-    def _append(self, fut: Any, topic: str) -> Any:
-        """The record's future in its partition's open batch; None where only Faust's path can send it.
+    def _append(self, fut: Any, topic: str) -> tuple[Any, Any, Any] | None:
+        """(the record's future in its partition's batch, Faust's completion callback, its produce signal).
 
-        The append is the last step: nothing after it may fail and send the record a second time.
+        None where only Faust's path can send it. Every lookup comes first and the append last: nothing after
+        it may fail and send the record a second time.
         """
         producer = self.producer
         kafka = producer._producer
@@ -114,26 +120,37 @@ class DirectSend:
         elif partition not in partitions:
             return None
         tp = TopicPartition(topic, partition)
+        on_published, notify = message.channel._on_published, producer._send_on_produce_message
         batches = accumulator._batches.get(tp)
         timestamp_ms = int(message.timestamp * 1000.0) if message.timestamp else None
-        sent = batches[-1].append(key, value, timestamp_ms, headers=headers) if batches else None
-        if sent is None:
-            if batches and len(batches) >= self.max_batches:
-                return None
-            # The sender takes a partition's batches oldest first, one request at a time, so order holds.
-            batch = accumulator._append_batch(accumulator.create_builder(), tp)
-            sent = batch.append(key, value, timestamp_ms, headers=headers)
-        return sent
+        try:
+            sent = batches[-1].append(key, value, timestamp_ms, headers=headers) if batches else None
+            if sent is None:
+                if batches and len(batches) >= self.max_batches:
+                    return None
+                # The sender takes a partition's batches oldest first, one request at a time, so order holds.
+                batch = accumulator._append_batch(accumulator.create_builder(), tp)
+                sent = batch.append(key, value, timestamp_ms, headers=headers)
+        except TypeError:
+            return None  # a key or value that is not bytes: Faust's path raises it where it always did
+        return (sent, on_published, notify) if sent is not None else None
 
-    def _track(self, fut: Any, topic: str, sent: Any) -> None:
-        """What Faust's publish does around its send: the produce signal, the sensors, the completion callback."""
+    def _track(self, fut: Any, topic: str, sent: Any, on_published: Any, notify: Any) -> None:
+        """What Faust's publish does around its send: the produce signal, the sensors, the completion callback.
+
+        The record is in a batch already: a failing signal or sensor is logged, never raised to the agent.
+        """
         message, producer = fut.message, self.producer
-        producer._send_on_produce_message(key=message.key, value=message.value, partition=message.partition,
-                                          timestamp=message.timestamp, headers=message.headers)
-        state = self.app.sensors.on_send_initiated(producer, topic, message=message,
-                                                   keysize=len(message.key) if message.key else 0,
-                                                   valsize=len(message.value) if message.value else 0)
-        sent.add_done_callback(partial(message.channel._on_published, message=fut, state=state, producer=producer))
+        state = None
+        try:
+            notify(key=message.key, value=message.value, partition=message.partition, timestamp=message.timestamp,
+                   headers=message.headers)
+            state = self.app.sensors.on_send_initiated(producer, topic, message=message,
+                                                       keysize=len(message.key) if message.key else 0,
+                                                       valsize=len(message.value) if message.value else 0)
+        except Exception:
+            log.exception("a produce signal or sensor failed for a record to %s; the record is sent", topic)
+        sent.add_done_callback(partial(on_published, message=fut, state=state, producer=producer))
 
 def install(app: faust.App) -> DirectSend:
     """Call once the app exists, before it starts."""

@@ -47,7 +47,8 @@ def pending(channel: Channel, key: bytes | None, value: bytes, partition: int | 
     return SimpleNamespace(message=message)
 
 
-def make(batch_size: int = 16384, max_batches: int = 64, in_transaction: bool = False):
+def make(batch_size: int = 16384, max_batches: int = 64, in_transaction: bool = False, threaded: bool = False,
+         sensors=None):
     kafka = AIOKafkaProducer(bootstrap_servers="127.0.0.1:1", max_batch_size=batch_size,
                              partitioner=KeyPartitioner())
     kafka._metadata.partitions_for_topic = lambda topic: PARTITIONS.get(topic)
@@ -55,8 +56,9 @@ def make(batch_size: int = 16384, max_batches: int = 64, in_transaction: bool = 
     buffer = Buffer()
     producer = SimpleNamespace(_producer=kafka, buffer=buffer, allow_headers=True,
                                _send_on_produce_message=lambda **kw: None)
-    sensors = SimpleNamespace(on_send_initiated=lambda *a, **kw: None)
-    app = SimpleNamespace(producer=producer, in_transaction=in_transaction, sensors=sensors)
+    sensors = sensors or SimpleNamespace(on_send_initiated=lambda *a, **kw: None)
+    app = SimpleNamespace(producer=producer, in_transaction=in_transaction, sensors=sensors,
+                          conf=SimpleNamespace(producer_threaded=threaded))
     direct = DirectSend(app, max_batches=max_batches)
     direct.install()
     return direct, kafka, buffer
@@ -176,3 +178,42 @@ def test_the_worker_app_sends_directly_unless_the_setting_is_off(tmp_path):
 
     assert getattr(put_of(True), "__self__", None).__class__ is DirectSend
     assert getattr(put_of(False), "__self__", None).__class__ is not DirectSend
+
+
+def test_a_failing_sensor_is_logged_and_the_record_still_completes(caplog):
+    def broken(*args, **kwargs):
+        raise RuntimeError("sensor broke")
+
+    async def main():
+        direct, kafka, buffer = make(sensors=SimpleNamespace(on_send_initiated=broken))
+        published: list = []
+        fut = pending(Channel("changelog", published), b"k", b"v", partition=0)
+        direct.buffer.put(fut)  # must not raise into the agent: the record is in a batch already
+        [batch] = batches(kafka, "changelog", 0)
+        batch.done(base_offset=7)
+        await asyncio.sleep(0)
+        assert [(m, md.offset) for m, md in published] == [(fut, 7)] and buffer.queue == []
+        assert "sensor failed" in caplog.text or "sensor broke" in caplog.text
+        await kafka.stop()
+
+    asyncio.run(main())
+
+
+def test_a_value_that_is_not_bytes_goes_to_fausts_path_which_raises_it_as_before():
+    async def main():
+        direct, kafka, buffer = make()
+        fut = pending(Channel("events", []), b"k", "text, not bytes")
+        direct.buffer.put(fut)
+        assert buffer.queue == [fut] and direct.direct == 0
+        await kafka.stop()
+
+    asyncio.run(main())
+
+
+def test_a_threaded_producer_keeps_fausts_path():
+    async def main():
+        direct, kafka, buffer = make(threaded=True)
+        assert not direct.enabled and direct.buffer.put == buffer.put
+        await kafka.stop()
+
+    asyncio.run(main())
