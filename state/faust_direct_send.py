@@ -152,6 +152,7 @@ class DirectSend:
             log.exception("a produce signal or sensor failed for a record to %s; the record is sent", topic)
         sent.add_done_callback(partial(on_published, message=fut, state=state, producer=producer))
 
+
 def install(app: faust.App) -> DirectSend:
     """Call once the app exists, before it starts."""
     direct = DirectSend(app)

@@ -35,7 +35,8 @@ def load(path) -> list[Raw]:
     """Records written by `save`, in commit order (files saved before captures were ordered get it here)."""
     with open(path, encoding="utf-8") as lines:
         rows = [json.loads(line) for line in lines if line.strip()]
-    return in_commit_order([Raw(r["topic"], None if r["key"] is None else r["key"].encode(), r["value"].encode()) for r in rows])
+    records = [Raw(r["topic"], None if r["key"] is None else r["key"].encode(), r["value"].encode()) for r in rows]
+    return in_commit_order(records)
 
 
 def commit_ms(record: Raw) -> int:
