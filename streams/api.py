@@ -93,10 +93,9 @@ class QueryApi:
         self.app, self.buckets, self.alert_index, self.live_sums = app, buckets, alert_index, live_sums
         self.specs = entity_specs(settings, load_mapping(settings.mapping))
         self.local_health, self.source_health = local_health, source_health
-        self.events_prefix = settings.topics.events_prefix
+        # Every bucket lives on the links topic's partition its placement key hashes to (an entity's bucket by
+        # its id, as its event is keyed): the worker holding that partition answers for it.
         self.links_topic = app.topic(f"{settings.worker.app_id}-links", key_serializer="raw", value_serializer="raw")
-        self.event_topics = {e: app.topic(f"{self.events_prefix}.{e}", key_serializer="raw", value_serializer="raw")
-                             for e in ENTITY_TYPES}
         self.token = settings.api.token.get_secret_value() if settings.api.token else None
         self.openapi = load_openapi()
 
@@ -146,14 +145,14 @@ class QueryApi:
     async def entity(self, request: web.Request) -> web.Response:
         entity_type = request.match_info["entity_type"]
         entity_id = check_id("id", request.match_info["entity_id"])
-        if entity_type not in self.event_topics:
+        if entity_type not in ENTITY_TYPES:
             return error(404, f"unknown entity type {entity_type}; known: {', '.join(ENTITY_TYPES)}")
 
         def local():
             found = entity_view(entity_type, entity_id, self.buckets.get(f"{entity_type}|{entity_id}".encode()))
             return web.json_response(found) if found else error(404, f"no {entity_type} {entity_id}")
 
-        return await self._at_owner(request, self.event_topics[entity_type], entity_id.encode(), local)
+        return await self._at_owner(request, self.links_topic, entity_id.encode(), local)
 
     async def projection(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]

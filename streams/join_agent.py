@@ -25,10 +25,9 @@ from streams.deadlines import Deadlines
 from streams.encoding import Encoder
 from streams.join_batch import JoinBatch
 from streams.joins import APPLIED, IGNORED, REPLAYED, live_members, split_key
-from streams.mapping import ENTITY_TYPES
 from streams.metric_tally import Tally
 from streams.rules import RULE_BUCKETS, RuleConfig, evaluate
-from streams.topics import PROJECTIONS, links_topic
+from streams.topics import PROJECTIONS, join_input_topics, links_topic
 from streams.values import epoch_ms
 from streams.verify_sums import LiveSums
 from streams.watermarks import LINK_HOPS
@@ -127,7 +126,8 @@ class JoinAgents:
             self.links.send_soon(key=None, value=value, partition=partition)
 
     def _messages(self, m) -> list[tuple[object, tuple]]:
-        """(message, source) of one input record: a canonical event, or the links of a links-topic record."""
+        """(message, source) of one input record: the entity writes and links of a links-topic record, or a
+        canonical event (read only while draining the events topics)."""
         record = (m.topic, m.partition, m.offset)
         if m.topic == self.links_name:
             return link_bundles.unpack(m.value, record)
@@ -218,10 +218,10 @@ def _caused_by(cause: str | None) -> list[tuple[str, bytes]]:
 def register(app: faust.App, settings: Settings, encoder: Encoder, metrics, watermarks,
              live_sums: LiveSums) -> JoinAgents:
     joins = JoinAgents(app, settings, encoder, metrics, watermarks, live_sums)
-    # Canonical events and link messages in one agent: a batch gathers both, so a bucket fed by an entity and
-    # by links in the same batch emits once.
-    inputs = app.topic(*[f"{settings.topics.events_prefix}.{e}" for e in ENTITY_TYPES], joins.links_name,
-                       key_serializer="raw", value_serializer="raw")
+    # Entity writes (bundled by the normalizer) and links share one topic, so a bucket fed by both in the
+    # same batch emits once. The events topics are read too only while draining what an earlier version
+    # left there for the join.
+    inputs = app.topic(*join_input_topics(settings), key_serializer="raw", value_serializer="raw")
 
     @app.agent(inputs, name="join")
     async def join(stream):

@@ -18,9 +18,12 @@ crm_account_id or, failing that, through the account that names it.
 
 from __future__ import annotations
 
+import functools
+
 from streams.identity_keys import domain_key, tax_key
 from streams.joins import Message, bucket_key
-from streams.values import epoch_ms
+from streams.mapping import entity_fields
+from streams.values import epoch_ms, timestamp_of_ms
 
 INV, SUB, ORD, OPP, BCL, ECL, ACC = "INV", "SUB", "ORD", "OPP", "BCL", "ECL", "ACC"
 DOM, TAX = "DOM", "TAX"
@@ -37,16 +40,21 @@ def hops_to(bucket_type: str, deepest: int) -> int:
 
 
 def entity_message(event: dict) -> Message:
-    """A canonical event as a write of the entity's own bucket (member "self")."""
+    """A canonical event as a write of the entity's own bucket (member "self").
+
+    The same message whether the event is the normalizer's own dict or its Avro decoding: fields in the entity
+    record's order, every one present, and source_ts as the datetime Avro's timestamp-millis decodes to. So a
+    bucket never mixes two forms of a value, and a link's digest does not depend on the path its data took.
+    """
     deleted = event["op"] == "delete" or event["after"] is None
     data = None
     if not deleted:
         data = {
-            "fields": dict(event["after"]),
+            "fields": {name: event["after"].get(name) for name in _field_order(event["entity_type"])},
             "system": event["system"],
             "table": event["source_table"],
             "position": _position_text(event["position"]),
-            "source_ts": event["source_ts"],
+            "source_ts": timestamp_of_ms(event["source_ts"]),
             "correlation_id": event["correlation_id"],
         }
     return Message(
@@ -58,6 +66,11 @@ def entity_message(event: dict) -> Message:
         at_ms=epoch_ms(event["source_ts"]) if deleted else None,
         cause=event["correlation_id"],
     )
+
+
+@functools.cache
+def _field_order(entity_type: str) -> tuple[str, ...]:
+    return tuple(entity_fields(entity_type))
 
 
 def _position_text(position: dict) -> str:

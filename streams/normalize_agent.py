@@ -1,6 +1,9 @@
 """The normalize agent: raw change records in, canonical events out; bad input to the dead-letter topic.
 
-Thin edge: decode the Kafka message, call the pure normalizer, read/write the state table, send.
+Thin edge: decode the Kafka message, call the pure normalizer, read/write the state table, send. Each canonical
+event goes to its events topic (the contract) and, as the write of its entity bucket, into a bundle for the
+links topic partition its key hashes to: the join reads a batch's entity writes as a few bundles, not one
+record (and one Avro decode) per change.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import faust
 
 from state.batch_state import BatchState
 from state.pickled_table import PickledTable
+from streams import join_topology, link_bundles
 from streams.dead_letters import ORIGINAL_TOPIC_HEADER, dead_letter
 from streams.encoding import Encoder
 from streams.mapping import ENTITY_RECORDS, Mapping
@@ -20,7 +24,7 @@ from streams.metric_tally import Tally
 from streams.metrics import WorkerMetrics
 from streams.normalizer import Control, DeadLetter, Parsed, RawRecord, finish, parse
 from streams.raw_counts import RawCounts
-from streams.topics import raw_control_topics, raw_data_topics
+from streams.topics import links_topic, raw_control_topics, raw_data_topics
 from trueup.logs import correlation
 from trueup.settings import Settings
 
@@ -55,6 +59,9 @@ def register(app: faust.App, settings: Settings, mapping: Mapping, metrics: Work
         for entity in ENTITY_RECORDS
     }
     dlq = app.topic(settings.topics.dlq, key_serializer="raw", value_serializer="raw")
+    links = app.topic(links_topic(settings.worker.app_id), key_serializer="raw", value_serializer="raw")
+    # The producer's own partitioner: an entity's bucket lives on the partition its event's key hashes to.
+    partitioner, partitions = app.conf.producer_partitioner, list(range(settings.kafka.partitions))
     state = PickledTable(app, "normalizer_state", settings.kafka.partitions,
                          "Last applied source order and fields per entity (duplicates, staleness, TOAST)")
 
@@ -67,7 +74,16 @@ def register(app: faust.App, settings: Settings, mapping: Mapping, metrics: Work
 
     normalized_latency = metrics.latency.labels("normalized")
 
-    async def normalize_one(event, batch: BatchState, tally: Tally) -> None:
+    def entity_partition(bucket: str) -> int:
+        entity_id = bucket.partition("|")[2]  # an entity bucket is keyed entity_type|entity_id
+        return partitioner(entity_id.encode(), partitions, partitions)
+
+    def send_entity_writes(writes: list) -> None:
+        for partition, value in link_bundles.pack(writes, entity_partition, settings.worker.link_bundle_max,
+                                                  settings.worker.link_bundle_bytes):
+            links.send_soon(key=None, value=value, partition=partition)
+
+    async def normalize_one(event, batch: BatchState, tally: Tally, writes: list) -> None:
         correlation.set(None)
         message = event.message
         headers = _headers(message)
@@ -122,6 +138,7 @@ def register(app: faust.App, settings: Settings, mapping: Mapping, metrics: Work
             headers=[("correlation_id", canonical["correlation_id"].encode()),
                      ("idempotency_key", canonical["idempotency_key"].encode())],
         )
+        writes.append(join_topology.entity_message(canonical))
         normalized_latency.observe(max(0.0, time.time() - canonical["source_ts"] / 1000))
         if new_state is not None:
             batch.set(key, new_state, event)
@@ -130,12 +147,15 @@ def register(app: faust.App, settings: Settings, mapping: Mapping, metrics: Work
     async def normalize(stream):
         batch, tally = BatchState(state), Tally()
         async for taken in stream.take_events(settings.worker.batch_max, settings.worker.batch_within_s):
+            writes: list = []
             try:
                 for event in taken:
-                    await normalize_one(event, batch, tally)
+                    await normalize_one(event, batch, tally, writes)
             finally:
                 tally.flush()
             batch.flush()
+            # Queued like the events: Faust flushes them before it commits the offsets of this batch.
+            send_entity_writes(writes)
 
     # One agent per raw topic family (a source's tables, heartbeats and signals), one for replays. All
     # share the state table: equal partition counts make Faust assign partition p of each to one worker.

@@ -25,8 +25,14 @@ def raw_control_topics(mapping: Mapping, sources: list[str]) -> list[str]:
 
 
 def links_topic(app_id: str) -> str:
-    """The join engine's repartition topic: link messages keyed by the bucket they write."""
+    """The join engine's repartition topic: entity writes and link messages, placed by the bucket they write."""
     return f"{app_id}-links"
+
+
+def join_input_topics(settings) -> tuple[str, ...]:
+    """What the join agent reads: the links topic, and the canonical events topics while told to drain them."""
+    events = tuple(f"{settings.topics.events_prefix}.{e}" for e in ENTITY_TYPES)
+    return (*(events if settings.worker.join_reads_events else ()), links_topic(settings.worker.app_id))
 
 
 def catalog(mapping: Mapping, sources: list[str], topics, partitions: int, app_id: str = "trueup") -> list[TopicSpec]:

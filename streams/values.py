@@ -157,6 +157,13 @@ def scalar_from(raw, column: str, kind: str, schema_name: str | None = None):
     raise ValueProblem(f"schema drift: column {column} declared {kind} arrived as {type(raw).__name__} {raw!r}")
 
 
+def timestamp_of_ms(value):
+    """An epoch-milliseconds int as the UTC datetime an Avro timestamp-millis decodes to; anything else as is."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return EPOCH + timedelta(microseconds=value * 1000)  # fastavro's own arithmetic, to the microsecond
+    return value
+
+
 def epoch_ms(value) -> int:
     """Milliseconds since the epoch of a datetime, or an int taken as already in milliseconds (None is 0)."""
     return int(value.timestamp() * 1000) if isinstance(value, datetime) else int(value or 0)

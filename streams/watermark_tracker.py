@@ -13,8 +13,8 @@ from faust.transport.drivers.aiokafka import server_list
 
 from state.partition_ends import probe_tails, reported_ends
 from state.probed_ends import ProbedEnds
-from streams.mapping import ENTITY_TYPES, Mapping
-from streams.topics import catalog, links_topic
+from streams.mapping import Mapping
+from streams.topics import catalog, join_input_topics, links_topic
 from streams.watermarks import Stages, Watermarks, commit_ts_ms
 from trueup.settings import Settings
 
@@ -41,7 +41,7 @@ def stages_for(settings: Settings, mapping: Mapping) -> Stages:
         source = mapping.sources[name]
         raw.setdefault(source.system, []).extend(source.data_topics + source.control_topics)
     return Stages(raw={system: tuple(topics) for system, topics in raw.items()},
-                  events=tuple(f"{settings.topics.events_prefix}.{e}" for e in ENTITY_TYPES),
+                  entities=join_input_topics(settings),
                   links=links_topic(settings.worker.app_id))
 
 

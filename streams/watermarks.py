@@ -4,10 +4,11 @@ A watermark moves by barriers. At one moment the newest commit time T visible in
 rows included: their source.ts_ms is a real commit time) is noted; at a later moment the ends of those raw
 partitions are taken, so every record committed at or before T sits below them (the connector writes in commit
 order). The barrier then waits, stage by stage, until the worker group's committed offsets pass the raw ends, then
-the canonical event topics' ends taken after that, then the links topic's ends, once per link hop. Faust commits
-an offset only after the sends of the records below it are flushed, so when the last stage passes, everything
-committed in the source by T is in the join buckets, whichever worker owns which partition. Every worker runs the
-same barriers against the same broker, so all agree without exchanging anything, and no wall clock is involved.
+the ends, taken after that, of the topics the join reads entity writes from (the links topic), then the links
+topic's ends, once per link hop. Faust commits an offset only after the sends of the records below it are
+flushed, so when the last stage passes, everything committed in the source by T is in the join buckets,
+whichever worker owns which partition. Every worker runs the same barriers against the same broker, so all agree
+without exchanging anything, and no wall clock is involved.
 """
 
 from __future__ import annotations
@@ -25,14 +26,14 @@ class Stages:
     """The topics of each stage a barrier passes: a source's raw topics, then the shared downstream ones."""
 
     raw: dict[str, tuple[str, ...]]  # system -> its raw topics (data, heartbeat and signal)
-    events: tuple[str, ...]
+    entities: tuple[str, ...]  # where the join reads entity writes: the links topic (and events, draining)
     links: str
 
     def topics(self, system: str, stage: int) -> tuple[str, ...]:
         if stage == 0:
             return self.raw[system]
         if stage == 1:
-            return self.events
+            return self.entities
         return (self.links,)
 
     @property
@@ -40,7 +41,7 @@ class Stages:
         return 2 + LINK_HOPS
 
     def all_topics(self) -> set[str]:
-        return {t for topics in self.raw.values() for t in topics} | set(self.events) | {self.links}
+        return {t for topics in self.raw.values() for t in topics} | set(self.entities) | {self.links}
 
 
 @dataclass(frozen=True)

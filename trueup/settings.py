@@ -121,6 +121,10 @@ class WorkerSettings(_Section):
     stalled_partition_s: float = Field(
         20.0, gt=0, description="a partition whose commit is stuck this long with nothing in flight is read again"
     )
+    join_reads_events: bool = Field(
+        False, description="the join also reads the canonical events topics: set it while upgrading from a version "
+        "whose join read them, until the group's lag on them is 0 (the normalizer now sends entity writes as links)"
+    )
     direct_send: bool = Field(
         True, description="append records straight to aiokafka's open batches; false sends all through Faust's queue"
     )

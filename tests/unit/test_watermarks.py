@@ -6,7 +6,7 @@ import json
 
 from streams.watermarks import Stages, Watermarks, commit_ts_ms
 
-STAGES = Stages(raw={"crm": ("crm.accounts", "crm.hb"), "erp": ("erp.orders",)}, events=("ev.account",),
+STAGES = Stages(raw={"crm": ("crm.accounts", "crm.hb"), "erp": ("erp.orders",)}, entities=("ev.account",),
                 links="links")
 ALL = [("crm.accounts", 0), ("crm.accounts", 1), ("crm.hb", 0), ("erp.orders", 0), ("ev.account", 0), ("links", 0)]
 

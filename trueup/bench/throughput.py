@@ -22,7 +22,7 @@ from pathlib import Path
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from connectors.debezium_runner import kafka_producer
-from streams.mapping import ENTITY_TYPES, load_mapping
+from streams.mapping import load_mapping
 from streams.topics import catalog, links_topic, raw_data_topics
 from trueup.bench.envelopes import Raw, replicate
 from trueup.settings import Settings
@@ -160,9 +160,8 @@ class Bench:
                "TRUEUP_TOPICS__PROJECTIONS_PREFIX": topics.projections_prefix, "TRUEUP_TOPICS__ALERTS": topics.alerts}
         pid = spawn([sys.executable, "-m", "trueup.cli", "worker", "--index", "0", "--web-port", str(port)],
                     data_dir / "worker.log", env=env)
-        stages = {"raw": set(self.topics),
-                  "events": {f"{topics.events_prefix}.{e}" for e in ENTITY_TYPES},
-                  "links": {links_topic(app_id)}}
+        # The join reads entity writes and links from one topic: it has drained when that topic has.
+        stages = {"raw": set(self.topics), "links": {links_topic(app_id)}}
         first = None
         drained: dict[str, float] = {}
         profile = None
