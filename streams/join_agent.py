@@ -1,6 +1,6 @@
-"""The join agents: canonical events and link messages in, link messages, projections and alerts out.
+"""The join agents: entity writes and link messages in, link messages, projections and alerts out.
 
-Thin edge over streams.joins, streams.rules and streams.alerting: decode, apply to the bucket table, judge the
+Thin edge over streams.joins, streams.rules and streams.alerting: unpack, apply to the bucket table, judge the
 bucket's rules against the source watermarks, send. Link messages travel through the `<app id>-links`
 repartition topic keyed by bucket, so every bucket lives on exactly one partition and a join is a keyed lookup
 in the local table, never a scan. A rule still waiting for a source's watermark leaves a deadline; when the
@@ -23,7 +23,7 @@ from streams import join_topology, link_bundles, pickling, projections
 from streams.alerting import judge
 from streams.deadlines import Deadlines
 from streams.encoding import Encoder
-from streams.join_batch import JoinBatch
+from streams.join_batch import JoinBatch, runs_of
 from streams.joins import APPLIED, IGNORED, REPLAYED, live_members, split_key
 from streams.metric_tally import Tally
 from streams.rules import RULE_BUCKETS, RuleConfig, evaluate
@@ -63,6 +63,7 @@ class JoinAgents:
         # The producer's own partitioner instance (streams.app), so links share its memo of recent key hashes.
         self._partitioner, self._partitions = app.conf.producer_partitioner, list(range(settings.kafka.partitions))
         self.bundle_links, self.bundle_bytes = settings.worker.link_bundle_max, settings.worker.link_bundle_bytes
+        self.batch_max = settings.worker.batch_max
         self.alerts = app.topic(settings.topics.alerts, key_serializer="raw", value_serializer="raw")
         self.outputs = {name: app.topic(f"{settings.topics.projections_prefix}.{name}", key_serializer="raw",
                                         value_serializer="raw")
@@ -75,18 +76,24 @@ class JoinAgents:
                                         "Latest record of every alert, keyed rule_id|entity_type|entity_id")
 
     async def process_batch(self, taken: list) -> None:
-        """One batch of canonical events, links and rechecks: members written, then each bucket emits once."""
-        batch, tally = JoinBatch(join_topology.emits, projections.projector), Tally()
-        try:
-            self._process(taken, batch, tally)
-        finally:
-            tally.flush()
+        """A take of records, as batches of at most batch_max entity writes, links and rechecks: members written,
+        then each bucket emits once per batch. A take of bundles can hold hundreds of thousands of messages (a
+        snapshot); between batches the event loop runs its commits, timers and requests."""
+        decoded = [(event, self._messages(event.message)) for event in taken]
+        for index, part in enumerate(runs_of(decoded, self.batch_max)):
+            if index:
+                await asyncio.sleep(0)
+            batch, tally = JoinBatch(join_topology.emits, projections.projector), Tally()
+            try:
+                self._process(part, batch, tally)
+            finally:
+                tally.flush()
 
-    def _process(self, taken: list, batch: JoinBatch, tally: Tally) -> None:
+    def _process(self, part: list, batch: JoinBatch, tally: Tally) -> None:
         carriers: dict[str, object] = {}  # bucket -> the event that carried it (its table partition)
-        for event in taken:
+        for event, messages in part:
             correlation.set(None)
-            for message, source in self._messages(event.message):
+            for message, source in messages:
                 bucket = message.bucket
                 if bucket not in batch:
                     make_current(event)

@@ -82,3 +82,18 @@ class JoinBatch:
             elif touched.recheck and touched.state is not None:
                 yield bucket, touched, Outputs()
 
+
+
+def runs_of(records: list[tuple[object, list]], limit: int) -> Iterator[list[tuple[object, list]]]:
+    """Consecutive runs of (record, its messages) holding at most `limit` messages, in order; a record holding
+    more than `limit` on its own is a run by itself, never split (its messages share one delivery)."""
+    run: list = []
+    count = 0
+    for record, messages in records:
+        if run and count + len(messages) > limit:
+            yield run
+            run, count = [], 0
+        run.append((record, messages))
+        count += len(messages)
+    if run:
+        yield run

@@ -43,8 +43,10 @@ def entity_message(event: dict) -> Message:
     """A canonical event as a write of the entity's own bucket (member "self").
 
     The same message whether the event is the normalizer's own dict or its Avro decoding: fields in the entity
-    record's order, every one present, and source_ts as the datetime Avro's timestamp-millis decodes to. So a
-    bucket never mixes two forms of a value, and a link's digest does not depend on the path its data took.
+    record's order, every one present, and source_ts as the datetime Avro's timestamp-millis decodes to, so a
+    bucket never mixes two forms of a value. (Equal, not identical: the normalizer's dict may share one string
+    object between fields, which a pickle, and so a digest, writes differently; an upgrade re-sends such links
+    and projections once.)
     """
     deleted = event["op"] == "delete" or event["after"] is None
     data = None

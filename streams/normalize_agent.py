@@ -153,9 +153,10 @@ def register(app: faust.App, settings: Settings, mapping: Mapping, metrics: Work
                     await normalize_one(event, batch, tally, writes)
             finally:
                 tally.flush()
+                # Queued like the events, even when the batch stops short: every event sent has its entity
+                # write sent, and Faust flushes both before it commits the offsets below them.
+                send_entity_writes(writes)
             batch.flush()
-            # Queued like the events: Faust flushes them before it commits the offsets of this batch.
-            send_entity_writes(writes)
 
     # One agent per raw topic family (a source's tables, heartbeats and signals), one for replays. All
     # share the state table: equal partition counts make Faust assign partition p of each to one worker.

@@ -160,4 +160,4 @@ def _restrict(ends: dict[TP, int], topics: Iterable[str]) -> dict[TP, int]:
 
 
 def _stage_name(stage: int) -> str:
-    return "raw" if stage == 0 else "events" if stage == 1 else f"links hop {stage - 1}"
+    return "raw" if stage == 0 else "entity writes" if stage == 1 else f"links hop {stage - 1}"

@@ -105,7 +105,8 @@ class WorkerSettings(_Section):
         0.1, gt=0, description="Faust's broker_commit_interval; a busy watermark stage passes only once its commits land"
     )
     batch_max: int = Field(
-        1000, ge=1, le=100_000, description="events an agent takes at once; state is written once per key per batch"
+        1000, ge=1, le=100_000, description="records an agent takes at once, and the most messages (bundled entity "
+        "writes and links) the join handles per batch; state is written once per key per batch"
     )
     batch_within_s: float = Field(0.1, gt=0, le=5, description="how long an agent waits to fill a batch")
     link_bundle_max: int = Field(

@@ -35,12 +35,12 @@ def test_a_watermark_passes_raw_events_and_every_link_hop_before_it_moves():
     assert w.behind("crm")[0]["waiting_on"] == [{"topic": "crm.hb", "partition": 0, "end": 3, "committed": 0}]
     committed = {("crm.accounts", 0): 5, ("crm.hb", 0): 3}
     assert w.step(committed, e, {"crm": 2_000}) == {}  # raw passed -> events
-    assert [b["stage"] for b in w.behind("crm")] == ["events"]  # 2_000 is noted: its barrier starts next step
+    assert [b["stage"] for b in w.behind("crm")] == ["entity writes"]  # 2_000 is noted: its barrier starts next step
     w.step(committed, e, {})
-    assert [(b["stage"], b["covers_ms"]) for b in w.behind("crm")] == [("raw", 2_000), ("events", 1_000)]
+    assert [(b["stage"], b["covers_ms"]) for b in w.behind("crm")] == [("raw", 2_000), ("entity writes", 1_000)]
     committed[("ev.account", 0)] = 7
     assert w.step(committed, e, {}) == {}  # events passed -> links hop 1, which has records not yet committed
-    assert [(b["stage"], b["covers_ms"]) for b in w.behind("crm")] == [("events", 2_000), ("links hop 1", 1_000)]
+    assert [(b["stage"], b["covers_ms"]) for b in w.behind("crm")] == [("entity writes", 2_000), ("links hop 1", 1_000)]
     committed[("links", 0)] = 9
     # Both barriers pass every stage with nothing pending in the same step: the later link hops were idle.
     assert w.step(committed, e, {}) == {"crm": 2_000} and w.marks == {"crm": 2_000, "erp": -1}
@@ -52,7 +52,7 @@ def test_a_barrier_passes_idle_stages_at_once_but_stops_at_one_with_records_pend
     w.step({}, ends(crm_accounts=2), {"crm": 1_000})
     done_raw = {("crm.accounts", 0): 2}
     assert w.step(done_raw, ends(crm_accounts=2, ev_account=4), {}) == {}
-    assert [b["stage"] for b in w.behind("crm")] == ["events"]
+    assert [b["stage"] for b in w.behind("crm")] == ["entity writes"]
     # The events were committed; the links topic got 3 records after those commits were read: they hold it.
     assert w.step({**done_raw, ("ev.account", 0): 4}, ends(crm_accounts=2, ev_account=4, links=3), {}) == {}
     assert [b["stage"] for b in w.behind("crm")] == ["links hop 1"]
@@ -83,7 +83,7 @@ def test_a_barrier_held_behind_a_busy_stage_still_counts_for_the_stages_it_has_p
     # Its raw and events stages are committed while the 1_000 barrier still holds links hop 1.
     second = {("crm.accounts", 0): 5, ("ev.account", 0): 4}
     assert w.step(second, ends(crm_accounts=5, ev_account=4, links=3), {}) == {}
-    assert [(b["stage"], b["covers_ms"]) for b in w.behind("crm")] == [("events", 2_000), ("links hop 1", 1_000)]
+    assert [(b["stage"], b["covers_ms"]) for b in w.behind("crm")] == [("entity writes", 2_000), ("links hop 1", 1_000)]
     assert w.marks_after(0)["crm"] == 2_000 and w.marks_after(1)["crm"] == -1
 
 

@@ -36,7 +36,7 @@ def measure(stack, rows: int, echo=print) -> dict:
     while True:
         metrics = scrape_topic_metrics(api + "/metrics")
         counted = _accounts_counted(api)
-        # Heartbeat topics never stay drained while connectors run; the data, event and link topics must.
+        # Heartbeat topics never stay drained while connectors run; the data and links topics must.
         lag = {t: v for t, v in metrics.get("trueup_consumer_lag", {}).items() if "heartbeat" not in t}
         if counted >= rows and lag and all(v == 0 for v in lag.values()):
             break

@@ -179,9 +179,12 @@ class Bench:
                     if profile_s:
                         profile = _profile(pid, profile_s, data_dir)
                 lag = metrics.get("trueup_consumer_lag", {})
+                # A stage counts as drained only while every stage before it reads drained too: the links topic
+                # can read empty before the normalizer has flushed its last bundles, never after raw commits.
                 for stage, topics in stages.items():
-                    if stage not in drained and raw_in >= n and all(lag.get(t, 1) == 0 for t in topics):
-                        drained[stage] = now
+                    if raw_in < n or not all(lag.get(t, 1) == 0 for t in topics):
+                        break
+                    drained.setdefault(stage, now)
                 if raw_in >= n and len(drained) == len(stages):
                     break
                 time.sleep(0.25)
