@@ -33,6 +33,7 @@ from streams.queries import (
 )
 from streams.mapping import ENTITY_TYPES, load_mapping
 from streams.queries import to_json
+from streams.topics import links_topic
 from streams.verify_core import bucket_of, source_values
 from streams.verify_specs import entity_specs
 from streams.verify_sums import LiveSums, entity_row, is_coarsening
@@ -95,7 +96,7 @@ class QueryApi:
         self.local_health, self.source_health = local_health, source_health
         # Every bucket lives on the links topic's partition its placement key hashes to (an entity's bucket by
         # its id, as its event is keyed): the worker holding that partition answers for it.
-        self.links_topic = app.topic(f"{settings.worker.app_id}-links", key_serializer="raw", value_serializer="raw")
+        self.links_topic = app.topic(links_topic(settings.worker.app_id), key_serializer="raw", value_serializer="raw")
         self.token = settings.api.token.get_secret_value() if settings.api.token else None
         self.openapi = load_openapi()
 

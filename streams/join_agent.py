@@ -79,7 +79,8 @@ class JoinAgents:
         """A take of records, as batches of at most batch_max entity writes, links and rechecks: members written,
         then each bucket emits once per batch. A take of bundles can hold hundreds of thousands of messages (a
         snapshot); between batches the event loop runs its commits, timers and requests."""
-        decoded = [(event, self._messages(event.message)) for event in taken]
+        # Unpacked one run at a time: a take's messages are never all in memory at once.
+        decoded = ((event, self._messages(event.message)) for event in taken)
         for index, part in enumerate(runs_of(decoded, self.batch_max)):
             if index:
                 await asyncio.sleep(0)

@@ -8,7 +8,7 @@ while the end state is the one message-at-a-time `apply` reaches: members are la
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from streams.joins import APPLIED, IGNORED, Emits, Message, Outputs, Projector, emit, write
@@ -83,8 +83,7 @@ class JoinBatch:
                 yield bucket, touched, Outputs()
 
 
-
-def runs_of(records: list[tuple[object, list]], limit: int) -> Iterator[list[tuple[object, list]]]:
+def runs_of(records: Iterable[tuple[object, list]], limit: int) -> Iterator[list[tuple[object, list]]]:
     """Consecutive runs of (record, its messages) holding at most `limit` messages, in order; a record holding
     more than `limit` on its own is a run by itself, never split (its messages share one delivery)."""
     run: list = []

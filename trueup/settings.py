@@ -124,7 +124,8 @@ class WorkerSettings(_Section):
     )
     join_reads_events: bool = Field(
         False, description="the join also reads the canonical events topics: set it while upgrading from a version "
-        "whose join read them, until the group's lag on them is 0 (the normalizer now sends entity writes as links)"
+        "whose join read them, until the group's lag on them is 0 (the normalizer now sends entity writes as links); "
+        "change it for the whole group at once, never in a rolling restart"
     )
     direct_send: bool = Field(
         True, description="append records straight to aiokafka's open batches; false sends all through Faust's queue"
