@@ -19,6 +19,9 @@ from dataclasses import dataclass
 
 TP = tuple[str, int]
 LINK_HOPS = 3  # an invoice reaches its opportunity through INV and SUB: entity -> INV -> SUB -> OPP
+# Barriers in flight per source and stage; at one a change noted while the one ahead is in the raw stage waits for
+# it to leave. More only cost a comparison of targets per step.
+BARRIERS_PER_STAGE = 8
 
 
 @dataclass(frozen=True)
@@ -72,13 +75,14 @@ def commit_ts_ms(value: bytes | None) -> int | None:
 
 
 class Watermarks:
-    """Per-source watermarks and the barriers in flight (at most one per source and stage)."""
+    """Per-source watermarks and the barriers in flight: a few per source and stage, oldest first."""
 
-    def __init__(self, stages: Stages) -> None:
+    def __init__(self, stages: Stages, per_stage: int = BARRIERS_PER_STAGE) -> None:
         self.stages = stages
+        self.per_stage = per_stage
         # Per source and stage, the commit time up to which everything has passed that stage; the last is `marks`.
         self.reached: dict[str, list[int]] = {system: [-1] * stages.count for system in stages.raw}
-        self.in_flight: dict[tuple[str, int], Barrier] = {}
+        self.in_flight: dict[tuple[str, int], list[Barrier]] = {}
         self._noted: dict[str, int | None] = dict.fromkeys(stages.raw)
         self._started: dict[str, int] = dict.fromkeys(stages.raw, -1)  # newest time a barrier was started for
         self._committed: dict[TP, int] = {}  # the group's offsets at the last step, to say what a barrier waits on
@@ -91,13 +95,16 @@ class Watermarks:
         moved: dict[str, int] = {}
         self._committed = committed
         for system in self.stages.raw:
+            # A barrier starts every step that notes a newer time, not only once the one before has left the raw
+            # stage: each change then waits for the stages, not for the barrier ahead of it too.
+            noted = self._noted[system]
+            first = self.in_flight.setdefault((system, 0), [])
+            if noted is not None and noted > self._started[system] and len(first) < self.per_stage:
+                first.append(Barrier(system, noted, 0, _restrict(ends, self.stages.raw[system])))
+                self._started[system] = noted
             # Until nothing moves: a barrier entering a stage is checked against the same commits at once, so
             # stages with nothing pending (often the later link hops) pass in one step. That is sound because
             # the ends were read after the commits: committed >= end means all below the end was committed then.
-            noted = self._noted[system]
-            if noted is not None and noted > self._started[system] and (system, 0) not in self.in_flight:
-                self.in_flight[(system, 0)] = Barrier(system, noted, 0, _restrict(ends, self.stages.raw[system]))
-                self._started[system] = noted
             while self._advance(system, committed, ends, moved):
                 pass
             if newest.get(system) is not None:
@@ -105,25 +112,35 @@ class Watermarks:
         return moved
 
     def _advance(self, system: str, committed: dict[TP, int], ends: dict[TP, int], moved: dict[str, int]) -> bool:
-        """One pass over a source's stages, last first so a barrier ahead frees its stage; True if any moved."""
+        """One pass over a source's stages, last first so barriers ahead free their stage; True if any moved."""
         last = self.stages.count - 1
         progressed = False
         for stage in range(last, -1, -1):
-            barrier = self.in_flight.get((system, stage))
-            if barrier is None or not passed(barrier.targets, committed):
+            waiting = self.in_flight.get((system, stage))
+            if not waiting:
                 continue
+            # Oldest first, and only while they pass: a stage's barriers leave it in the order they entered.
+            done = 0
+            while done < len(waiting) and passed(waiting[done].targets, committed):
+                done += 1
+            if not done:
+                continue
+            newest = waiting[done - 1]
             # Passed, whether or not it can move on: buckets this many hops in have everything up to its time.
-            if barrier.covers_ms > self.reached[system][stage]:
-                self.reached[system][stage] = barrier.covers_ms
+            if newest.covers_ms > self.reached[system][stage]:
+                self.reached[system][stage] = newest.covers_ms
                 if stage == last:
-                    moved[system] = barrier.covers_ms
-            if stage < last and (system, stage + 1) in self.in_flight:
-                continue  # the next stage is busy: wait here
-            del self.in_flight[(system, stage)]
-            progressed = True
+                    moved[system] = newest.covers_ms
             if stage < last:
-                self.in_flight[(system, stage + 1)] = Barrier(
-                    system, barrier.covers_ms, stage + 1, _restrict(ends, self.stages.topics(system, stage + 1)))
+                ahead = self.in_flight.setdefault((system, stage + 1), [])
+                if len(ahead) >= self.per_stage:
+                    continue  # the next stage is full: wait here
+                # Barriers passing together would enter the next stage with the same ends: the newest stands
+                # for them all.
+                ahead.append(Barrier(system, newest.covers_ms, stage + 1,
+                                     _restrict(ends, self.stages.topics(system, stage + 1))))
+            del waiting[:done]
+            progressed = True
         return progressed
 
     @property
@@ -146,7 +163,7 @@ class Watermarks:
     def behind(self, system: str) -> list[dict]:
         """The barriers a source's watermark waits on, oldest stage first, and the partitions each still waits for."""
         return [{"covers_ms": b.covers_ms, "stage": _stage_name(b.stage), "waiting_on": self._short_of(b)}
-                for (s, _), b in sorted(self.in_flight.items()) if s == system]
+                for (s, _), barriers in sorted(self.in_flight.items()) if s == system for b in barriers]
 
     def _short_of(self, barrier: Barrier, limit: int = 10) -> list[dict]:
         short = [{"topic": t, "partition": p, "end": end, "committed": self._committed.get((t, p), 0)}
