@@ -18,6 +18,7 @@ from streams.mapping import load_mapping
 from streams.metrics import WorkerMetrics
 from streams.raw_counts import RawCounts
 from streams.api import QueryApi
+from streams.commit_signal import CommitSignal
 from streams.scheduled_verify import ScheduledVerify
 from streams.verify_specs import entity_specs
 from streams.topic_sensor import TopicCounts
@@ -44,7 +45,16 @@ def build_worker_app(settings: Settings, bootstrap: str, index: int, web_port: i
     joins = join_agent.register(app, settings, encoder, metrics, watermarks, live_sums)
     last_assignment: list[frozenset] = [frozenset()]
 
-    @app.timer(interval=settings.worker.watermark_interval_s)
+    commits = CommitSignal()
+    app.sensors.add(commits)
+
+    @app.task
+    async def watermark_ticks() -> None:
+        # After each commit of this worker, and at least every interval (other workers' commits, idle sources).
+        while not app.should_stop:
+            await commits.wait(settings.worker.watermark_interval_s)
+            await advance_watermarks()
+
     async def advance_watermarks() -> None:
         # Until then a tick could rebuild deadlines from half-restored partitions and lose some.
         if not tables_settled(app):

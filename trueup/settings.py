@@ -99,7 +99,8 @@ class WorkerSettings(_Section):
     standby_replicas: int = Field(0, ge=0, le=4)
     report_interval_s: float = Field(5.0, gt=0)
     watermark_interval_s: float = Field(
-        0.1, gt=0, description="how often source watermarks and deadlines advance (busy stages pass one per tick)"
+        0.1, gt=0, description="the longest between ticks that advance source watermarks and deadlines; a tick also "
+        "follows each offset commit of the worker (a busy stage passes once per tick, after its commits land)"
     )
     commit_interval_s: float = Field(
         0.1, gt=0, description="Faust's broker_commit_interval; a busy watermark stage passes only once its commits land"
