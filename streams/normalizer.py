@@ -255,9 +255,10 @@ def finish(parsed: Parsed, state: dict | None, captured_ms: int,
     if parsed.repair:
         # A repair always lands: its order extends whatever the state holds (see positions.repair_position).
         seq = parsed.position["order"][-1]
-        if last_order and last_order[-1:] == [seq]:
-            return None, None, Dropped("duplicate")  # this very repair, delivered again
-        order = [*(last_order or [1, 0, 0]), seq]
+        # This very repair delivered again takes the order it landed with, so it is judged below as any
+        # change is: re-sent if it is the record that wrote the state, else a duplicate.
+        landed = bool(last_order) and last_order[-1:] == [seq]
+        order = list(last_order) if landed else [*(last_order or [1, 0, 0]), seq]
         parsed = replace(parsed, position={**parsed.position, "order": order})
     if not is_newer(parsed.position["order"], last_order):
         if list(parsed.position["order"]) != list(last_order):

@@ -9,6 +9,7 @@ import pytest
 
 from streams.normalizer import Dropped, Parsed, parse, finish
 from tests.unit.envelopes import (
+    envelope,
     UNAVAILABLE,
     data_record,
     record,
@@ -253,3 +254,27 @@ def test_a_replay_of_the_record_that_wrote_the_state_is_sent_again_other_copies_
     assert again["idempotency_key"] == event["idempotency_key"] and again["after"] == event["after"]
     copy, copy_state, duplicate = finish(parsed, state, 3, ("crm.public.opportunities", 0, 6))
     assert (copy, copy_state, duplicate) == (None, None, Dropped("duplicate"))
+
+
+def _repair_record(mapping, *, seq: int, offset: int, stage: str) -> Parsed:
+    """A row `trueup verify --repair` re-read from the source, on the replay topic's partition 0."""
+    value = envelope("crm", "opportunities", "r", after={**row("crm", "opportunities"), "stage": stage})
+    value["source"] = {**value["source"], "connector": "trueup-repair", "repair_seq": seq, "reason": "drift"}
+    parsed = parse(record(topic("crm", "opportunities"), value, key={"id": "OPP-0001"}, offset=offset), mapping)
+    assert isinstance(parsed, Parsed) and parsed.repair, parsed
+    return parsed
+
+
+def test_a_replay_of_the_repair_that_wrote_the_state_is_sent_again_other_copies_are_not(mapping):
+    """As for any change: a crash can lose the repair's send after its state write."""
+    _, state, _ = finish(change(mapping, "c", lsn=700), None, 1, ("crm.public.opportunities", 0, 5))
+    repair = _repair_record(mapping, seq=1_795_814_157_000_000, offset=3, stage="negotiation")
+    source = ("trueup.replay", 0, 3)
+    event, repaired, dropped = finish(repair, state, 2, source)
+    assert dropped is None and event["repair"] is True and repaired["fields"]["stage"] == "negotiation"
+    assert repaired["order"] == [*state["order"], 1_795_814_157_000_000] == event["position"]["order"]
+    again, unchanged, replay = finish(repair, repaired, 3, source)
+    assert replay == Dropped("replay") and unchanged is None
+    assert again["position"]["order"] == event["position"]["order"] and again["after"] == event["after"]
+    assert again["idempotency_key"] == event["idempotency_key"] and again["repair"] is True
+    assert finish(repair, repaired, 4, ("trueup.replay", 0, 9)) == (None, None, Dropped("duplicate"))
