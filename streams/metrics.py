@@ -9,6 +9,7 @@ from streams.stage_latency import StageLatency
 
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, float("inf"))
+WATERMARK_STAGE_BUCKETS = (0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1, 2.5, 5, 10, 30, 60, 300, float("inf"))
 
 
 class WorkerMetrics:
@@ -51,6 +52,12 @@ class WorkerMetrics:
         self.watermark_age = Gauge(
             "trueup_source_watermark_age_seconds", "Wall clock minus the source's watermark", ["source"],
             registry=self.registry,
+        )
+        self.watermark_stages = StageLatency(
+            "trueup_watermark_stage_seconds",
+            "Time a watermark barrier took to pass each stage (raw, entity writes, links hop N): until the group's "
+            "commits reached the stage's ends and a tick read them",
+            WATERMARK_STAGE_BUCKETS, self.registry,
         )
         self.alerts_waiting = Gauge(
             "trueup_alert_checks_waiting", "Bucket checks waiting for a source's watermark", ["source"],

@@ -79,6 +79,9 @@ class WatermarkTracker:
         """The newest commit time seen in each source's raw topics (not yet necessarily processed)."""
         return self.core.newest
 
+    def stage_times(self) -> list[tuple[str, float]]:
+        return self.core.stage_times()
+
     def _servers(self) -> list[str]:
         return server_list(self.app.transport.url, self.app.transport.default_port)
 

@@ -14,7 +14,8 @@ without exchanging anything, and no wall clock is involved.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 TP = tuple[str, int]
@@ -47,12 +48,14 @@ class Stages:
         return {t for topics in self.raw.values() for t in topics} | set(self.entities) | {self.links}
 
 
-@dataclass(frozen=True)
+@dataclass
 class Barrier:
     system: str
     covers_ms: int  # every record the source committed at or before this time is below the targets
     stage: int
     targets: dict[TP, int]
+    entered: float = 0.0  # when it entered this stage, by the Watermarks clock
+    timed: bool = False  # its time in this stage has been counted
 
 
 def passed(targets: dict[TP, int], committed: dict[TP, int]) -> bool:
@@ -77,9 +80,14 @@ def commit_ts_ms(value: bytes | None) -> int | None:
 class Watermarks:
     """Per-source watermarks and the barriers in flight: a few per source and stage, oldest first."""
 
-    def __init__(self, stages: Stages, per_stage: int = BARRIERS_PER_STAGE) -> None:
+    def __init__(self, stages: Stages, per_stage: int = BARRIERS_PER_STAGE,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.stages = stages
         self.per_stage = per_stage
+        self.clock = clock
+        self._now = 0.0
+        # (stage name, seconds from entering it to passing it) of every barrier since stage_times() last ran
+        self._stage_times: list[tuple[str, float]] = []
         # Per source and stage, the commit time up to which everything has passed that stage; the last is `marks`.
         self.reached: dict[str, list[int]] = {system: [-1] * stages.count for system in stages.raw}
         self.in_flight: dict[tuple[str, int], list[Barrier]] = {}
@@ -94,13 +102,14 @@ class Watermarks:
         """
         moved: dict[str, int] = {}
         self._committed = committed
+        self._now = self.clock()
         for system in self.stages.raw:
             # A barrier starts every step that notes a newer time, not only once the one before has left the raw
             # stage: each change then waits for the stages, not for the barrier ahead of it too.
             noted = self._noted[system]
             first = self.in_flight.setdefault((system, 0), [])
             if noted is not None and noted > self._started[system] and len(first) < self.per_stage:
-                first.append(Barrier(system, noted, 0, _restrict(ends, self.stages.raw[system])))
+                first.append(Barrier(system, noted, 0, _restrict(ends, self.stages.raw[system]), self._now))
                 self._started[system] = noted
             # Until nothing moves: a barrier entering a stage is checked against the same commits at once, so
             # stages with nothing pending (often the later link hops) pass in one step. That is sound because
@@ -125,6 +134,10 @@ class Watermarks:
                 done += 1
             if not done:
                 continue
+            for barrier in waiting[:done]:
+                if not barrier.timed:
+                    barrier.timed = True  # a barrier held here by a full next stage passed it only once
+                    self._stage_times.append((stage_name(stage), self._now - barrier.entered))
             newest = waiting[done - 1]
             # Passed, whether or not it can move on: buckets this many hops in have everything up to its time.
             if newest.covers_ms > self.reached[system][stage]:
@@ -138,7 +151,7 @@ class Watermarks:
                 # Barriers passing together would enter the next stage with the same ends: the newest stands
                 # for them all.
                 ahead.append(Barrier(system, newest.covers_ms, stage + 1,
-                                     _restrict(ends, self.stages.topics(system, stage + 1))))
+                                     _restrict(ends, self.stages.topics(system, stage + 1)), self._now))
             del waiting[:done]
             progressed = True
         return progressed
@@ -160,9 +173,15 @@ class Watermarks:
     def newest(self) -> dict[str, int | None]:
         return dict(self._noted)
 
+    def stage_times(self) -> list[tuple[str, float]]:
+        """(stage name, seconds from entering to passing it) of each barrier since the last call: where a
+        watermark's time goes (commits a stage waits on, ticks), for the worker's metrics."""
+        times, self._stage_times = self._stage_times, []
+        return times
+
     def behind(self, system: str) -> list[dict]:
         """The barriers a source's watermark waits on, oldest stage first, and the partitions each still waits for."""
-        return [{"covers_ms": b.covers_ms, "stage": _stage_name(b.stage), "waiting_on": self._short_of(b)}
+        return [{"covers_ms": b.covers_ms, "stage": stage_name(b.stage), "waiting_on": self._short_of(b)}
                 for (s, _), barriers in sorted(self.in_flight.items()) if s == system for b in barriers]
 
     def _short_of(self, barrier: Barrier, limit: int = 10) -> list[dict]:
@@ -176,5 +195,5 @@ def _restrict(ends: dict[TP, int], topics: Iterable[str]) -> dict[TP, int]:
     return {tp: end for tp, end in ends.items() if tp[0] in wanted}
 
 
-def _stage_name(stage: int) -> str:
+def stage_name(stage: int) -> str:
     return "raw" if stage == 0 else "entity writes" if stage == 1 else f"links hop {stage - 1}"

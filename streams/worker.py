@@ -67,6 +67,8 @@ def build_worker_app(settings: Settings, bootstrap: str, index: int, web_port: i
             log.info("rebuilt %d alert deadlines and the verify sums of %d rows for the new assignment in %.1fs",
                      deadlines, rows, time.monotonic() - started)
         await watermarks.tick()
+        for stage, seconds in watermarks.stage_times():
+            metrics.watermark_stages.labels(stage).observe(seconds)
         await joins.send_due_rechecks()
         for topic, lag in watermarks.lag.items():
             metrics.consumer_lag.labels(topic).set(lag)

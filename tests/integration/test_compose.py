@@ -403,7 +403,7 @@ SERVED_GAUGES = {
     "trueup_connector_phase",
     "trueup_connector_last_event_age_seconds",
 }
-SERVED_HISTOGRAMS = {"trueup_processing_latency_seconds"}
+SERVED_HISTOGRAMS = {"trueup_processing_latency_seconds", "trueup_watermark_stage_seconds"}
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 PANEL_TYPES = {"row", "timeseries", "stat", "bargauge"}
 DASHBOARD_ROWS = ["Throughput", "Latency", "Lag & watermarks", "Alerts", "Data quality", "Connectors"]

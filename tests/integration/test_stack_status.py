@@ -67,7 +67,8 @@ def test_workers_and_connectors_serve_complete_metrics(stack, stack_status):
     """Every family an operator graphs (compose/grafana) is served, with samples from the seeded traffic."""
     families = ("trueup_events_in_total", "trueup_events_out_total", "trueup_records_in_total",
                 "trueup_records_out_total", "trueup_processing_latency_seconds_bucket", "trueup_consumer_lag",
-                "trueup_source_watermark_age_seconds", "trueup_join_messages_total")
+                "trueup_source_watermark_age_seconds", "trueup_join_messages_total",
+                "trueup_watermark_stage_seconds_bucket")
 
     def scrape() -> str:
         with urllib.request.urlopen(stack_status["api"]["url"] + "/metrics", timeout=5) as resp:

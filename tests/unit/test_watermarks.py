@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from streams.watermarks import BARRIERS_PER_STAGE, Stages, Watermarks, commit_ts_ms
 
 STAGES = Stages(raw={"crm": ("crm.accounts", "crm.hb"), "erp": ("erp.orders",)}, entities=("ev.account",),
@@ -157,3 +159,37 @@ def test_a_full_stage_starts_no_more_barriers_until_one_leaves():
     assert [b["covers_ms"] for b in w.behind("crm")] == [] and w.marks["crm"] == 200
     w.step({("crm.accounts", 0): 9}, held, {})
     assert w.marks["crm"] == 900
+
+
+def test_each_stage_a_barrier_passes_is_timed_from_when_it_entered_it():
+    now = [10.0]
+    w = Watermarks(STAGES, clock=lambda: now[0])
+    w.step({}, ends(crm_accounts=2), {"crm": 1_000})
+    now[0] = 10.1
+    w.step({}, ends(crm_accounts=2), {})  # starts at raw
+    now[0] = 10.4
+    w.step({("crm.accounts", 0): 2}, ends(crm_accounts=2, ev_account=3), {})  # raw passed; entity writes wait
+    assert w.stage_times() == [("raw", pytest.approx(0.3))]
+    assert w.stage_times() == []  # each time is handed out once
+    now[0] = 10.6
+    assert w.step({("crm.accounts", 0): 2, ("ev.account", 0): 3}, ends(crm_accounts=2, ev_account=3), {}) == \
+        {"crm": 1_000}
+    # The idle link hops passed in the same step as the entity writes: no time in them.
+    assert w.stage_times() == [("entity writes", pytest.approx(0.2)), ("links hop 1", 0.0), ("links hop 2", 0.0),
+                               ("links hop 3", 0.0)]
+
+
+def test_a_barrier_held_by_a_full_stage_is_timed_once_for_the_stage_it_passed():
+    now = [0.0]
+    w = Watermarks(STAGES, per_stage=1, clock=lambda: now[0])
+    w.step({}, ends(crm_accounts=2), {"crm": 1_000})
+    w.step({}, ends(crm_accounts=2), {"crm": 2_000})
+    w.step({("crm.accounts", 0): 2}, ends(crm_accounts=4, ev_account=5), {})  # 1_000 waits at entity writes
+    now[0] = 1.0
+    w.step({("crm.accounts", 0): 2}, ends(crm_accounts=4, ev_account=5), {})  # 2_000 starts at raw
+    w.stage_times()
+    for step in range(2, 5):
+        now[0] = step
+        w.step({("crm.accounts", 0): 4}, ends(crm_accounts=4, ev_account=5), {})  # passed at 2, then held
+    assert [(b["stage"], b["covers_ms"]) for b in w.behind("crm")] == [("raw", 2_000), ("entity writes", 1_000)]
+    assert w.stage_times() == [("raw", 1.0)]

@@ -17,6 +17,7 @@ from streams.encoding import Encoder
 from streams.mapping import ENTITY_TYPES
 from streams.topics import PROJECTIONS
 from streams.values import epoch_ms
+from trueup.bench import watermark_stages
 from trueup.bench.stats import summary
 from trueup.query import QueryError, fetch, watermark_ms
 from trueup.settings import Settings
@@ -43,6 +44,7 @@ def measure(settings: Settings, stack_status: dict, rate: float, duration_s: flo
     sim = Simulator(stack_status["postgres"], rate=rate, duration_s=duration_s, seed=seed, faults=0.05,
                     max_delay_s=0.5)
     echo(f"latency: simulator at {rate:g} changes/s for {duration_s:g}s")
+    stages_before = watermark_stages.read(api, token)
     window_start = int(time.time() * 1000)
     began = time.monotonic()
     sim.run()
@@ -50,6 +52,7 @@ def measure(settings: Settings, stack_status: dict, rate: float, duration_s: flo
     written = sim.progress()["changes"]
     window_end = int(time.time() * 1000)
     caught_up_s = wait_caught_up(api, window_end, timeout_s=max(600.0, duration_s * 20), token=token)
+    stages = watermark_stages.between(stages_before, watermark_stages.read(api, token))
     encoder = Encoder(settings.kafka.schema_registry_url)
     prefix = settings.topics
     commit_of: dict[str, int] = {}
@@ -95,5 +98,7 @@ def measure(settings: Settings, stack_status: dict, rate: float, duration_s: flo
         "commit_to_alert_s": summary(to_alert),
         # Rules wait for the watermark after different link hops (join_topology.HOPS): where the tail comes from.
         "commit_to_alert_by_rule_s": {rule: summary(values) for rule, values in sorted(by_rule.items())},
+        # Barriers timed per stage over the run (the worker's trueup_watermark_stage_seconds): where alerts wait.
+        "watermark_stage_mean_s": stages,
         "target": {"commit_to_alert_p99_s": 1.0},
     }

@@ -74,6 +74,10 @@ def lines(result: dict) -> list[str]:
             out.append(f"  {stage:24} n={s['count']:<6} p50={s['p50']} p95={s['p95']} p99={s['p99']}")
         for rule, s in (lat.get("commit_to_alert_by_rule_s") or {}).items():
             out.append(f"    {rule:22} n={s['count']:<6} p50={s['p50']} max={s['max']}")
+        stages = lat.get("watermark_stage_mean_s") or {}
+        if stages:
+            out.append("  watermark stages, mean s per barrier: "
+                       + ", ".join(f"{stage} {s['mean_s']} (n={s['count']})" for stage, s in stages.items()))
     snap = result.get("snapshot")
     if snap:
         out.append(f"snapshot of {snap['rows']} rows: {snap['elapsed_s']} s, {snap['rows_per_s']} rows/s end to end "
