@@ -245,21 +245,28 @@ def finish(parsed: Parsed, state: dict | None, captured_ms: int,
            source: tuple | None = None) -> tuple[dict | None, dict | None, Dropped | None]:
     """(event, new state, None) for a change newer than the state holds; (None, None, Dropped) otherwise.
 
-    state is {"order": [...], "fields": {...}, "source": ...} as this function last returned it, or None.
+    state is {"order": [...], "fields": {...}, "source": ..., "repaired": ...} as this function last returned it,
+    or None.
     source identifies the raw record (topic, partition, offset). When the very record that last wrote the
     state comes again (a replay after a crash or rebalance, whose send may have been lost), the event is
     rebuilt and returned with Dropped("replay") so it is sent again but the state stays; any other copy of
     an already applied change is a duplicate and yields nothing.
     """
     last_order = state.get("order") if state else None
+    repaired = state.get("repaired", -1) if state else -1  # the newest repair applied to this entity
     if parsed.repair:
-        # A repair always lands: its order extends whatever the state holds (see positions.repair_position).
+        # A repair lands over whatever the state holds: its order extends it (see positions.repair_position).
         seq = parsed.position["order"][-1]
         # This very repair delivered again takes the order it landed with, so it is judged below as any
         # change is: re-sent if it is the record that wrote the state, else a duplicate.
         landed = bool(last_order) and last_order[-1:] == [seq]
+        if not landed and seq <= repaired:
+            # Applied before and since overtaken by a source change (or a newer repair): delivered again, it
+            # must not bring back the values it read.
+            return None, None, Dropped("stale")
         order = list(last_order) if landed else [*(last_order or [1, 0, 0]), seq]
         parsed = replace(parsed, position={**parsed.position, "order": order})
+        repaired = max(repaired, seq)
     if not is_newer(parsed.position["order"], last_order):
         if list(parsed.position["order"]) != list(last_order):
             return None, None, Dropped("stale")
@@ -271,6 +278,8 @@ def finish(parsed: Parsed, state: dict | None, captured_ms: int,
     new_state = {"order": list(parsed.position["order"]), "fields": kept}
     if source is not None:
         new_state["source"] = source
+    if repaired >= 0:
+        new_state["repaired"] = repaired
     return event, new_state, None
 
 

@@ -29,6 +29,9 @@ def test_bench_smoke_writes_figures_for_every_part(tmp_path):
     latency = result["latency"]
     assert latency["changes_written"] > 0 and latency["commit_to_event_s"]["count"] > 0
     assert latency["commit_to_event_s"]["p50"] > 0 and latency["commit_to_projection_s"]["count"] > 0
+    # Where the alerts' wait went: barriers timed through the raw stage and the last link hop during the run.
+    stages = latency["watermark_stage_mean_s"]
+    assert stages["raw"]["count"] > 0 and stages["links hop 3"]["count"] > 0 and stages["raw"]["mean_s"] >= 0
     snapshot = result["snapshot"]
     assert snapshot["rows"] == 3000 and snapshot["rows_per_s"] > 0
     assert "throughput over 3000 events" in out.stdout and "snapshot of 3000 rows" in out.stdout

@@ -278,3 +278,29 @@ def test_a_replay_of_the_repair_that_wrote_the_state_is_sent_again_other_copies_
     assert again["position"]["order"] == event["position"]["order"] and again["after"] == event["after"]
     assert again["idempotency_key"] == event["idempotency_key"] and again["repair"] is True
     assert finish(repair, repaired, 4, ("trueup.replay", 0, 9)) == (None, None, Dropped("duplicate"))
+
+
+def test_a_repair_delivered_again_after_a_newer_source_change_does_not_undo_it(mapping):
+    """Replays after a crash come per partition: the repair topic's can follow the data topic's newer change."""
+    _, state, _ = finish(change(mapping, "c", lsn=700), None, 1, ("crm.public.opportunities", 0, 5))
+    repair = _repair_record(mapping, seq=1_795_814_157_000_000, offset=3, stage="negotiation")
+    _, repaired, _ = finish(repair, state, 2, ("trueup.replay", 0, 3))
+    newer = change(mapping, "u", lsn=900, offset=8, after={**row("crm", "opportunities"), "stage": "closed_won"})
+    event, after_newer, dropped = finish(newer, repaired, 3, ("crm.public.opportunities", 0, 8))
+    assert dropped is None and after_newer["fields"]["stage"] == "closed_won"
+    assert after_newer["repaired"] == 1_795_814_157_000_000  # kept by every later change
+    assert finish(repair, after_newer, 4, ("trueup.replay", 0, 3)) == (None, None, Dropped("stale"))
+
+
+def test_an_older_repair_never_lands_over_a_newer_one(mapping):
+    _, state, _ = finish(change(mapping, "c", lsn=700), None, 1, ("crm.public.opportunities", 0, 5))
+    older = _repair_record(mapping, seq=1_000, offset=3, stage="negotiation")
+    newer = _repair_record(mapping, seq=2_000, offset=4, stage="closed_lost")
+    _, state, _ = finish(older, state, 2, ("trueup.replay", 0, 3))
+    event, state, dropped = finish(newer, state, 3, ("trueup.replay", 0, 4))
+    assert dropped is None and state["fields"]["stage"] == "closed_lost" and state["repaired"] == 2_000
+    assert finish(older, state, 4, ("trueup.replay", 0, 3)) == (None, None, Dropped("stale"))
+    # A repair from a later verify run still lands.
+    later = _repair_record(mapping, seq=3_000, offset=5, stage="prospecting")
+    event, state, dropped = finish(later, state, 5, ("trueup.replay", 0, 5))
+    assert dropped is None and event["after"]["stage"] == "prospecting" and state["repaired"] == 3_000
