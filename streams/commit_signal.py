@@ -1,19 +1,22 @@
-"""Wakes the watermark tick when this worker's offsets are committed, instead of up to a tick interval later.
+"""Wakes the watermark tick when this worker commits offsets, instead of up to a tick interval later.
 
 A watermark stage passes only once the group's committed offsets reach its targets, so a tick that reads them
 just after a commit lands passes the stage as early as the commits allow: each stage of a barrier saves the
-wait for the next timer tick.
+wait for the next timer tick. Faust reports every commit attempt, one per broker_commit_interval even with
+nothing to commit, so ticks follow that interval; the tick interval is the longest wait without one.
 """
 
 from __future__ import annotations
 
 import asyncio
 
+from collections.abc import Awaitable, Callable
+
 from faust.sensors import Sensor
 
 
 class CommitSignal(Sensor):
-    """A Faust sensor: set when a commit completes; the tick loop waits on it or its interval, whichever is first."""
+    """A Faust sensor: set when a commit attempt completes; the tick loop waits on it or its interval."""
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -32,3 +35,14 @@ class CommitSignal(Sensor):
         # Cleared before the tick runs: a commit landing during the tick wakes the next one at once.
         self._committed.clear()
         return woken
+
+
+async def follow_commits(signal: CommitSignal, interval_s: float, stopping: Callable[[], bool],
+                         tick: Callable[[], Awaitable[None]]) -> None:
+    """Tick after each commit and at least every interval_s, until the app stops: never once it is stopping,
+    when partitions are revoked and the producer is closing (a commit on stop still wakes the wait)."""
+    while not stopping():
+        await signal.wait(interval_s)
+        if stopping():
+            return
+        await tick()

@@ -246,27 +246,28 @@ def finish(parsed: Parsed, state: dict | None, captured_ms: int,
     """(event, new state, None) for a change newer than the state holds; (None, None, Dropped) otherwise.
 
     state is {"order": [...], "fields": {...}, "source": ..., "repaired": ...} as this function last returned it,
-    or None.
+    or None; repaired is the raw record (topic, partition, offset) of the newest repair applied.
     source identifies the raw record (topic, partition, offset). When the very record that last wrote the
     state comes again (a replay after a crash or rebalance, whose send may have been lost), the event is
     rebuilt and returned with Dropped("replay") so it is sent again but the state stays; any other copy of
     an already applied change is a duplicate and yields nothing.
     """
     last_order = state.get("order") if state else None
-    repaired = state.get("repaired", -1) if state else -1  # the newest repair applied to this entity
+    repaired = state.get("repaired") if state else None  # the raw record of the newest repair applied
     if parsed.repair:
         # A repair lands over whatever the state holds: its order extends it (see positions.repair_position).
         seq = parsed.position["order"][-1]
         # This very repair delivered again takes the order it landed with, so it is judged below as any
         # change is: re-sent if it is the record that wrote the state, else a duplicate.
         landed = bool(last_order) and last_order[-1:] == [seq]
-        if not landed and seq <= repaired:
-            # Applied before and since overtaken by a source change (or a newer repair): delivered again, it
-            # must not bring back the values it read.
+        if not landed and _applied_before(source, repaired):
+            # Applied before and since overtaken by a source change or a newer repair: delivered again (a
+            # replay from an offset below it), it must not bring back the values it read.
             return None, None, Dropped("stale")
         order = list(last_order) if landed else [*(last_order or [1, 0, 0]), seq]
         parsed = replace(parsed, position={**parsed.position, "order": order})
-        repaired = max(repaired, seq)
+        if source is not None:
+            repaired = list(source)
     if not is_newer(parsed.position["order"], last_order):
         if list(parsed.position["order"]) != list(last_order):
             return None, None, Dropped("stale")
@@ -278,9 +279,19 @@ def finish(parsed: Parsed, state: dict | None, captured_ms: int,
     new_state = {"order": list(parsed.position["order"]), "fields": kept}
     if source is not None:
         new_state["source"] = source
-    if repaired >= 0:
+    if repaired is not None:
         new_state["repaired"] = repaired
     return event, new_state, None
+
+
+def _applied_before(source: tuple | None, repaired: list | None) -> bool:
+    """Whether a repair read from `source` sits at or below the newest repair applied, in the same partition.
+
+    Repairs go to the row's own raw partition, so offsets order them whichever host's clock timed them.
+    """
+    if source is None or repaired is None:
+        return False
+    return tuple(source[:2]) == tuple(repaired[:2]) and source[2] <= repaired[2]
 
 
 def _event(parsed: Parsed, known: dict, captured_ms: int) -> tuple[dict, dict]:

@@ -180,7 +180,8 @@ class Watermarks:
         return times
 
     def behind(self, system: str) -> list[dict]:
-        """The barriers a source's watermark waits on, oldest stage first, and the partitions each still waits for."""
+        """The barriers a source's watermark waits on, stage by stage from raw (oldest first within a stage), and
+        the partitions each still waits for."""
         return [{"covers_ms": b.covers_ms, "stage": stage_name(b.stage), "waiting_on": self._short_of(b)}
                 for (s, _), barriers in sorted(self.in_flight.items()) if s == system for b in barriers]
 

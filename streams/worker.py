@@ -18,7 +18,7 @@ from streams.mapping import load_mapping
 from streams.metrics import WorkerMetrics
 from streams.raw_counts import RawCounts
 from streams.api import QueryApi
-from streams.commit_signal import CommitSignal
+from streams.commit_signal import CommitSignal, follow_commits
 from streams.scheduled_verify import ScheduledVerify
 from streams.verify_specs import entity_specs
 from streams.topic_sensor import TopicCounts
@@ -51,9 +51,8 @@ def build_worker_app(settings: Settings, bootstrap: str, index: int, web_port: i
     @app.task
     async def watermark_ticks() -> None:
         # After each commit of this worker, and at least every interval (other workers' commits, idle sources).
-        while not app.should_stop:
-            await commits.wait(settings.worker.watermark_interval_s)
-            await advance_watermarks()
+        await follow_commits(commits, settings.worker.watermark_interval_s, lambda: app.should_stop,
+                             advance_watermarks)
 
     async def advance_watermarks() -> None:
         # Until then a tick could rebuild deadlines from half-restored partitions and lose some.

@@ -100,7 +100,8 @@ class WorkerSettings(_Section):
     report_interval_s: float = Field(5.0, gt=0)
     watermark_interval_s: float = Field(
         0.1, gt=0, description="the longest between ticks that advance source watermarks and deadlines; a tick also "
-        "follows each offset commit of the worker (a busy stage passes once per tick, after its commits land)"
+        "follows each offset commit attempt of the worker, every commit_interval_s (a stage passes once its "
+        "commits land and a tick reads them)"
     )
     commit_interval_s: float = Field(
         0.1, gt=0, description="Faust's broker_commit_interval; a busy watermark stage passes only once its commits land"

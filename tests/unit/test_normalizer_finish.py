@@ -257,7 +257,7 @@ def test_a_replay_of_the_record_that_wrote_the_state_is_sent_again_other_copies_
 
 
 def _repair_record(mapping, *, seq: int, offset: int, stage: str) -> Parsed:
-    """A row `trueup verify --repair` re-read from the source, on the replay topic's partition 0."""
+    """A row `trueup verify --repair` re-read from the source, sent to the row's own raw partition."""
     value = envelope("crm", "opportunities", "r", after={**row("crm", "opportunities"), "stage": stage})
     value["source"] = {**value["source"], "connector": "trueup-repair", "repair_seq": seq, "reason": "drift"}
     parsed = parse(record(topic("crm", "opportunities"), value, key={"id": "OPP-0001"}, offset=offset), mapping)
@@ -265,42 +265,45 @@ def _repair_record(mapping, *, seq: int, offset: int, stage: str) -> Parsed:
     return parsed
 
 
+RAW = "crm.public.opportunities"
+
+
 def test_a_replay_of_the_repair_that_wrote_the_state_is_sent_again_other_copies_are_not(mapping):
     """As for any change: a crash can lose the repair's send after its state write."""
-    _, state, _ = finish(change(mapping, "c", lsn=700), None, 1, ("crm.public.opportunities", 0, 5))
-    repair = _repair_record(mapping, seq=1_795_814_157_000_000, offset=3, stage="negotiation")
-    source = ("trueup.replay", 0, 3)
-    event, repaired, dropped = finish(repair, state, 2, source)
+    _, state, _ = finish(change(mapping, "c", lsn=700, offset=5), None, 1, (RAW, 0, 5))
+    repair = _repair_record(mapping, seq=1_795_814_157_000_000, offset=6, stage="negotiation")
+    event, repaired, dropped = finish(repair, state, 2, (RAW, 0, 6))
     assert dropped is None and event["repair"] is True and repaired["fields"]["stage"] == "negotiation"
     assert repaired["order"] == [*state["order"], 1_795_814_157_000_000] == event["position"]["order"]
-    again, unchanged, replay = finish(repair, repaired, 3, source)
+    assert repaired["repaired"] == [RAW, 0, 6]
+    again, unchanged, replay = finish(repair, repaired, 3, (RAW, 0, 6))
     assert replay == Dropped("replay") and unchanged is None
     assert again["position"]["order"] == event["position"]["order"] and again["after"] == event["after"]
     assert again["idempotency_key"] == event["idempotency_key"] and again["repair"] is True
-    assert finish(repair, repaired, 4, ("trueup.replay", 0, 9)) == (None, None, Dropped("duplicate"))
+    assert finish(repair, repaired, 4, (RAW, 0, 9)) == (None, None, Dropped("duplicate"))
 
 
-def test_a_repair_delivered_again_after_a_newer_source_change_does_not_undo_it(mapping):
-    """Replays after a crash come per partition: the repair topic's can follow the data topic's newer change."""
-    _, state, _ = finish(change(mapping, "c", lsn=700), None, 1, ("crm.public.opportunities", 0, 5))
-    repair = _repair_record(mapping, seq=1_795_814_157_000_000, offset=3, stage="negotiation")
-    _, repaired, _ = finish(repair, state, 2, ("trueup.replay", 0, 3))
+def test_a_replay_from_before_a_repair_leaves_the_newer_change_that_followed_it(mapping):
+    """Change, repair, newer change; then a crash replays the partition from the first change."""
+    first = change(mapping, "c", lsn=700, offset=5)
+    repair = _repair_record(mapping, seq=1_795_814_157_000_000, offset=6, stage="negotiation")
     newer = change(mapping, "u", lsn=900, offset=8, after={**row("crm", "opportunities"), "stage": "closed_won"})
-    event, after_newer, dropped = finish(newer, repaired, 3, ("crm.public.opportunities", 0, 8))
-    assert dropped is None and after_newer["fields"]["stage"] == "closed_won"
-    assert after_newer["repaired"] == 1_795_814_157_000_000  # kept by every later change
-    assert finish(repair, after_newer, 4, ("trueup.replay", 0, 3)) == (None, None, Dropped("stale"))
+    _, state, _ = finish(first, None, 1, (RAW, 0, 5))
+    _, state, _ = finish(repair, state, 2, (RAW, 0, 6))
+    event, state, dropped = finish(newer, state, 3, (RAW, 0, 8))
+    assert dropped is None and state["fields"]["stage"] == "closed_won"
+    assert state["repaired"] == [RAW, 0, 6]  # kept by every later change
+    assert finish(first, state, 4, (RAW, 0, 5)) == (None, None, Dropped("stale"))
+    assert finish(repair, state, 5, (RAW, 0, 6)) == (None, None, Dropped("stale"))
+    again, unchanged, replay = finish(newer, state, 6, (RAW, 0, 8))
+    assert replay == Dropped("replay") and unchanged is None and again["after"]["stage"] == "closed_won"
 
 
-def test_an_older_repair_never_lands_over_a_newer_one(mapping):
-    _, state, _ = finish(change(mapping, "c", lsn=700), None, 1, ("crm.public.opportunities", 0, 5))
-    older = _repair_record(mapping, seq=1_000, offset=3, stage="negotiation")
-    newer = _repair_record(mapping, seq=2_000, offset=4, stage="closed_lost")
-    _, state, _ = finish(older, state, 2, ("trueup.replay", 0, 3))
-    event, state, dropped = finish(newer, state, 3, ("trueup.replay", 0, 4))
-    assert dropped is None and state["fields"]["stage"] == "closed_lost" and state["repaired"] == 2_000
-    assert finish(older, state, 4, ("trueup.replay", 0, 3)) == (None, None, Dropped("stale"))
-    # A repair from a later verify run still lands.
-    later = _repair_record(mapping, seq=3_000, offset=5, stage="prospecting")
-    event, state, dropped = finish(later, state, 5, ("trueup.replay", 0, 5))
-    assert dropped is None and event["after"]["stage"] == "prospecting" and state["repaired"] == 3_000
+def test_a_later_repair_lands_whatever_its_clock_and_an_earlier_one_never_lands_again(mapping):
+    _, state, _ = finish(change(mapping, "c", lsn=700, offset=5), None, 1, (RAW, 0, 5))
+    earlier = _repair_record(mapping, seq=2_000, offset=6, stage="negotiation")
+    later = _repair_record(mapping, seq=1_000, offset=7, stage="closed_lost")  # timed by a clock behind
+    _, state, _ = finish(earlier, state, 2, (RAW, 0, 6))
+    event, state, dropped = finish(later, state, 3, (RAW, 0, 7))
+    assert dropped is None and state["fields"]["stage"] == "closed_lost" and state["repaired"] == [RAW, 0, 7]
+    assert finish(earlier, state, 4, (RAW, 0, 6)) == (None, None, Dropped("stale"))

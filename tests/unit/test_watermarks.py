@@ -107,7 +107,7 @@ def test_empty_partitions_never_hold_a_barrier():
     assert w.marks["erp"] == 500
 
 
-def test_a_later_barrier_waits_for_the_stage_ahead_and_marks_only_grow():
+def test_marks_only_grow_while_barriers_queue_behind_a_stage_that_does_not_pass():
     w = Watermarks(STAGES)
     e = ends(crm_accounts=1)
     w.step({}, e, {"crm": 100})

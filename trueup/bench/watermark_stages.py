@@ -10,12 +10,16 @@ FAMILY = "trueup_watermark_stage_seconds"
 
 
 def read(api_url: str, token: str | None = None) -> dict[str, tuple[int, float]]:
-    """Per stage: (barriers timed, seconds in all) from a worker's /metrics."""
+    """Per stage: (barriers timed, seconds in all) from a worker's /metrics; empty if it cannot be read, so the
+    latency figures still come out."""
     request = urllib.request.Request(api_url.rstrip("/") + "/metrics")
     if token:
         request.add_header("Authorization", f"Bearer {token}")
-    with urllib.request.urlopen(request, timeout=15) as resp:
-        return totals(resp.read().decode())
+    try:
+        with urllib.request.urlopen(request, timeout=15) as resp:
+            return totals(resp.read().decode())
+    except (OSError, ValueError):  # urllib's errors are OSErrors; a garbled exposition is a ValueError
+        return {}
 
 
 def totals(exposition: str) -> dict[str, tuple[int, float]]:
