@@ -9,7 +9,6 @@ nothing to commit, so ticks follow that interval; the tick interval is the longe
 from __future__ import annotations
 
 import asyncio
-
 from collections.abc import Awaitable, Callable
 
 from faust.sensors import Sensor

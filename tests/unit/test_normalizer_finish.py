@@ -9,9 +9,9 @@ import pytest
 
 from streams.normalizer import Dropped, Parsed, parse, finish
 from tests.unit.envelopes import (
-    envelope,
     UNAVAILABLE,
     data_record,
+    envelope,
     record,
     row,
     sequence,

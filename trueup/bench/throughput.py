@@ -199,12 +199,22 @@ class Bench:
                 "profile": profile}
 
 
+def metrics_text(url: str, token: str | None = None, timeout_s: float = 5.0) -> str | None:
+    """A worker's /metrics exposition, None if it cannot be read (starting, stopped)."""
+    request = urllib.request.Request(url)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as resp:
+            return resp.read().decode()
+    except OSError:  # urllib's errors are OSErrors
+        return None
+
+
 def scrape_topic_metrics(url: str) -> dict[str, dict[str, float]]:
     """{family: {topic label: value}} of the topic-labelled families we read; {} while the worker starts."""
-    try:
-        with urllib.request.urlopen(url, timeout=5) as resp:
-            text = resp.read().decode()
-    except OSError:
+    text = metrics_text(url)
+    if text is None:
         return {}
     out: dict[str, dict[str, float]] = {}
     for line in text.splitlines():

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import urllib.request
-
 from prometheus_client.parser import text_string_to_metric_families
+
+from trueup.bench.throughput import metrics_text
 
 FAMILY = "trueup_watermark_stage_seconds"
 
@@ -12,13 +12,12 @@ FAMILY = "trueup_watermark_stage_seconds"
 def read(api_url: str, token: str | None = None) -> dict[str, tuple[int, float]]:
     """Per stage: (barriers timed, seconds in all) from a worker's /metrics; empty if it cannot be read, so the
     latency figures still come out."""
-    request = urllib.request.Request(api_url.rstrip("/") + "/metrics")
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
+    text = metrics_text(api_url.rstrip("/") + "/metrics", token, timeout_s=15)
+    if text is None:
+        return {}
     try:
-        with urllib.request.urlopen(request, timeout=15) as resp:
-            return totals(resp.read().decode())
-    except (OSError, ValueError):  # urllib's errors are OSErrors; a garbled exposition is a ValueError
+        return totals(text)
+    except ValueError:  # a garbled exposition
         return {}
 
 
