@@ -164,7 +164,7 @@ class WatermarkTracker:
                 "watermark": _iso(mark) if mark >= 0 else None,
                 "lag_seconds": round((now - mark) / 1000, 3) if mark >= 0 else None,
                 "last_event_time": _iso(newest) if newest is not None else None,
-                "barriers": self.core.behind(system),
+                "barriers": self.core.behind_by_stage(system),
                 "waiting_alerts": wait["buckets"] if wait else 0,
             }
             if wait:

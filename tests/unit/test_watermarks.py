@@ -193,3 +193,20 @@ def test_a_barrier_held_by_a_full_stage_is_timed_once_for_the_stage_it_passed():
         w.step({("crm.accounts", 0): 4}, ends(crm_accounts=4, ev_account=5), {})  # passed at 2, then held
     assert [(b["stage"], b["covers_ms"]) for b in w.behind("crm")] == [("raw", 2_000), ("entity writes", 1_000)]
     assert w.stage_times() == [("raw", 1.0)]
+
+
+def test_health_shows_one_entry_per_stage_with_what_its_oldest_barrier_waits_for():
+    w = Watermarks(STAGES)
+    w.step({}, ends(crm_accounts=2), {"crm": 1_000})
+    w.step({}, ends(crm_accounts=5), {"crm": 2_000})  # 1_000 starts at these ends
+    w.step({}, ends(crm_accounts=7), {"crm": 3_000})  # 2_000 starts; 3_000 is noted
+    w.step({}, ends(crm_accounts=9), {})  # 3_000 starts: three barriers in the raw stage
+    assert w.behind_by_stage("crm") == [
+        {"stage": "raw", "barriers": 3, "covers_ms": 1_000, "newest_covers_ms": 3_000,
+         "waiting_on": [{"topic": "crm.accounts", "partition": 0, "end": 5, "committed": 0}]},
+    ]
+    w.step({("crm.accounts", 0): 7}, ends(crm_accounts=9, ev_account=3), {})
+    assert [(s["stage"], s["barriers"], s["covers_ms"], s["newest_covers_ms"])
+            for s in w.behind_by_stage("crm")] == [("raw", 1, 3_000, 3_000), ("entity writes", 1, 2_000, 2_000)]
+    # The two that passed the raw stage together entered the next one as one barrier, the newest.
+    assert w.behind_by_stage("erp") == []
