@@ -110,7 +110,10 @@ class WorkerSettings(_Section):
         1000, ge=1, le=100_000, description="records an agent takes at once, and the most messages (bundled entity "
         "writes and links) the join handles per batch; state is written once per key per batch"
     )
-    batch_within_s: float = Field(0.1, gt=0, le=5, description="how long an agent waits to fill a batch")
+    batch_within_s: float = Field(
+        0.1, gt=0, le=5, description="how long an agent waits to fill a batch; 0.05 shortens projections and "
+        "alerts at moderate rates for about 7% less throughput (README, Benchmark)"
+    )
     link_bundle_max: int = Field(
         500, ge=1, le=100_000, description="link messages one links-topic record carries to a partition at most"
     )
