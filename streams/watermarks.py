@@ -186,17 +186,11 @@ class Watermarks:
                 for (s, _), barriers in sorted(self.in_flight.items()) if s == system for b in barriers]
 
     def behind_by_stage(self, system: str) -> list[dict]:
-        """`behind` folded to one entry per stage, as /health shows it: a stage's oldest barrier holds the newer
-        ones behind it, so its partitions say what the watermark waits for; the rest are a count and a range."""
-        out: list[dict] = []
-        for barrier in self.behind(system):
-            if out and out[-1]["stage"] == barrier["stage"]:
-                out[-1]["barriers"] += 1
-                out[-1]["newest_covers_ms"] = barrier["covers_ms"]
-                continue
-            out.append({"stage": barrier["stage"], "barriers": 1, "covers_ms": barrier["covers_ms"],
-                        "newest_covers_ms": barrier["covers_ms"], "waiting_on": barrier["waiting_on"]})
-        return out
+        """One entry per stage, as /health shows it: a stage's oldest barrier holds the newer ones behind it, so
+        only its partitions are listed; the rest are a count and a range."""
+        return [{"stage": stage_name(stage), "barriers": len(barriers), "covers_ms": barriers[0].covers_ms,
+                 "newest_covers_ms": barriers[-1].covers_ms, "waiting_on": self._short_of(barriers[0])}
+                for (s, stage), barriers in sorted(self.in_flight.items()) if s == system and barriers]
 
     def _short_of(self, barrier: Barrier, limit: int = 10) -> list[dict]:
         short = [{"topic": t, "partition": p, "end": end, "committed": self._committed.get((t, p), 0)}
