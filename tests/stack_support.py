@@ -9,9 +9,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from trueup.settings import load_settings
+from trueup.stack.broker import broker_argv, wait_ready
 from trueup.stack.orchestrator import Stack
 from trueup.stack.postgres import cluster_home
-from trueup.stack.processes import alive
+from trueup.stack.processes import alive, free_port, spawn, stop
 
 
 def new_stack(name: str, env: dict[str, str] | None = None) -> Stack:
@@ -60,3 +61,16 @@ def running_stack(name: str, workers: int = 1, before_connectors=None, env: dict
     finally:
         left = destroy(stack)
         assert not left, f"processes left running after stack down: {left}"
+
+
+@contextmanager
+def tansu(workdir: Path):
+    """A fresh in-memory Tansu broker on a free loopback port, stopped (with its process group) on exit."""
+    port = free_port()
+    pid = spawn(broker_argv(port), workdir / "broker.log")
+    try:
+        bootstrap = f"127.0.0.1:{port}"
+        wait_ready(bootstrap)
+        yield bootstrap
+    finally:
+        stop(pid)

@@ -15,7 +15,6 @@ import tempfile
 import time
 import urllib.request
 import uuid
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from trueup.stack.broker import broker_argv, wait_ready
+from tests.stack_support import tansu
 from trueup.stack.processes import alive, free_port, spawn, stop
 
 pytestmark = pytest.mark.integration
@@ -31,19 +30,6 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 KEYS, INCREMENTS, PARTITIONS = 1000, 3, 4
 EXPECTED = {"keys": KEYS, "sum": KEYS * INCREMENTS}
-
-
-@contextmanager
-def tansu(workdir: Path):
-    """A fresh in-memory Tansu broker on a free loopback port, stopped (with its process group) on exit."""
-    port = free_port()
-    pid = spawn(broker_argv(port), workdir / "broker.log")
-    try:
-        bootstrap = f"127.0.0.1:{port}"
-        wait_ready(bootstrap)
-        yield bootstrap
-    finally:
-        stop(pid)
 
 
 @dataclass
