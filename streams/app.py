@@ -9,6 +9,7 @@ import faust
 
 from state import faust_direct_send as direct_send
 from state import faust_fetch_wait as fetch_wait
+from state import faust_handover as handover
 from state import faust_stall_repair as stall_repair
 from state import faust_uncommitted_seek as uncommitted_seek
 from state.faust_highwater import install
@@ -57,6 +58,7 @@ def create_app(settings: Settings, bootstrap: str, index: int, web_port: int) ->
     fetch_wait.install(app, settings.kafka.fetch_max_wait_ms)
     uncommitted_seek.install(app)  # a worker that left before its first commit leaves nothing unread
     stall_repair.install(app, settings.worker.stalled_partition_s)  # a record Faust skipped is read again
+    handover.install(app)  # nor is a record Faust dropped while its partition was paused committed past
     if settings.worker.direct_send:
         direct_send.install(app)  # a record goes into aiokafka's open batch, not through a send task per record
     return app
