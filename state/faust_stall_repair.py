@@ -13,6 +13,7 @@ from typing import Any
 import faust
 from aiokafka.errors import IllegalStateError
 
+from state.faust_handover import seek_lock
 from state.faust_settled import tables_settled
 from state.stalled_partitions import StallWatch
 
@@ -60,17 +61,18 @@ async def _rewind(app: faust.App, consumer: Any, tp: Any, committed: int, settle
     consumer.pause_partitions([tp])
     try:
         await asyncio.sleep(settle_s)
-        taken, queued = _in_flight(app, consumer)
-        if app.rebalancing or tp not in consumer.assignment() or queued or tp in taken:
-            return False
-        log.warning("partition %s %s: commit stuck at %s with %d later record(s) acknowledged; reading it again",
-                    tp.topic, tp.partition, committed, len(consumer._acked.get(tp) or []))
-        # Forget what Faust holds for it, so the records read again are acknowledged and committed in order.
-        consumer._acked.pop(tp, None)
-        consumer._acked_index.pop(tp, None)
-        consumer._gap.pop(tp, None)
-        await consumer.seek_wait({tp: committed})  # in the consumer's own thread; sets the read offset
-        return True
+        async with seek_lock(consumer):  # the fetch loop's own read-again seek never lands after this one
+            taken, queued = _in_flight(app, consumer)
+            if app.rebalancing or tp not in consumer.assignment() or queued or tp in taken:
+                return False
+            log.warning("partition %s %s: commit stuck at %s with %d later record(s) acknowledged; reading it "
+                        "again", tp.topic, tp.partition, committed, len(consumer._acked.get(tp) or []))
+            # Forget what Faust holds for it, so the records read again are acknowledged and committed in order.
+            consumer._acked.pop(tp, None)
+            consumer._acked_index.pop(tp, None)
+            consumer._gap.pop(tp, None)
+            await consumer.seek_wait({tp: committed})  # in the consumer's own thread; sets the read offset
+            return True
     except (IllegalStateError, AssertionError) as exc:  # revoked meanwhile: its new owner reads from the commit
         log.warning("partition %s %s: not read again (%r)", tp.topic, tp.partition, exc)
         return False

@@ -1,13 +1,13 @@
 """Which fetched records reached the agents, and where each partition must be read again from. Pure: no Faust.
 
-Faust's consumer drops a fetched record of a partition that is paused at that moment (recovery, a rebalance,
-a stall repair) and hands over the partition's later records once it is resumed. Its commit then passes the
-dropped ones: a gap in the acknowledged offsets is taken for a compacted or transactional one, and a single
-record missing right after the committed offset is not seen as a gap at all. Measured on the local broker
-(tests/integration/test_paused_partitions.py): with one partition paused for 2 ms every 5 ms, 1,745 of 20,000
-records never reached the agent, and the commits passed them on three partitions of four. So once a
-partition's record is held back, none after it is handed over from that fetch, and the partition is read again
-from the first record not handed over.
+Faust's consumer drops a fetched record of a partition that is paused at that moment (recovery pauses
+changelog partitions, the stall repair a stream partition) and hands over the partition's later records once
+it is resumed. Its commit then passes the dropped ones: a gap in the acknowledged offsets is taken for a
+compacted or transactional one, and a single record missing right after the committed offset is not seen as
+a gap at all. Measured on the local broker (tests/integration/test_paused_partitions.py): with one partition
+paused for 2 ms every 5 ms, 1,745 of 20,000 records never reached the agent, and the commits passed them on
+three partitions of four. So once a partition's record is held back, none after it is handed over from
+that fetch, and the partition is read again from the first record not handed over.
 """
 
 from __future__ import annotations
@@ -31,8 +31,7 @@ class Handover:
         return True
 
     def rewinds(self, fetched: Mapping[Hashable, Sequence[int]]) -> dict[Hashable, int]:
-        """{partition: offset of its first fetched record not handed over}, for every partition that has one:
-        held back, or left when the fetch stopped early (flow stopped, a new generation)."""
+        """{partition: offset of its first fetched record not handed over}, for every partition that has one."""
         out: dict[Hashable, int] = {}
         for tp, offsets in fetched.items():
             if not offsets:
@@ -43,3 +42,11 @@ class Handover:
             elif offsets[-1] != last:
                 out[tp] = next(offset for offset in offsets if offset > last)
         return out
+
+
+def read_offset_after(before: int | None, last_handed: int | None) -> int | None:
+    """Faust's read offset for a partition once a fetch is handed over: the last offset handed over, unless its
+    drain loop dropped it as already read (below the read offset it had)."""
+    if last_handed is None or (before is not None and last_handed < before):
+        return before
+    return last_handed

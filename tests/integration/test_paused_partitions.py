@@ -58,7 +58,7 @@ def run(fix: bool) -> dict:
         env = dict(os.environ, PAUSED_BOOTSTRAP=bootstrap, PAUSED_WEB_PORT=str(port), PAUSED_FIX="1" if fix else "0")
         pid = spawn([sys.executable, "-m", "tests.integration.paused_app", "worker"], log, env=env, cwd=ROOT)
         try:
-            dump, done = None, False
+            dump = None
             deadline = time.monotonic() + 60
             while dump is None and time.monotonic() < deadline:  # the worker's web server is up once it answers
                 assert alive(pid), log.read_text(errors="replace")[-5000:]
@@ -71,11 +71,11 @@ def run(fix: bool) -> dict:
                 time.sleep(2)
                 dump = _dump(port)
                 offsets = committed(bootstrap)
-                done = offsets == [PER_PARTITION] * PARTITIONS and dump is not None and (
-                    dump["records"] >= PARTITIONS * PER_PARTITION or (dump, offsets) == last)
-                if done:
+                # Done once everything is handed over, or nothing moves (pauses go on counting either way).
+                moved = (dump and {k: v for k, v in dump.items() if k != "pauses"}, offsets)
+                if dump is not None and (dump["records"] >= PARTITIONS * PER_PARTITION or moved == last):
                     break
-                last = (dump, offsets)
+                last = moved
             return {"dump": dump, "committed": offsets, "rereads": log.read_text(errors="replace").count(REREAD),
                     "log": log.read_text(errors="replace")[-5000:]}
         finally:
@@ -95,10 +95,9 @@ def test_no_record_is_lost_to_a_pause_while_its_partition_is_handed_over():
     dump = result["dump"]
     assert dump is not None, result["log"]
     assert dump["pauses"] > 100, dump  # the timer really paused partitions throughout
-    assert result["committed"] == [PER_PARTITION] * PARTITIONS, result
-    # Every offset of every partition reached the agent, though the commits would have passed it either way.
+    # Every offset of every partition reached the agent (the commits alone cannot tell: they pass lost records).
     assert dump["distinct"] == {str(p): PER_PARTITION for p in range(PARTITIONS)}, dump
-    assert all(not missing for missing in dump["missing"].values()), dump
+    assert result["committed"] == [PER_PARTITION] * PARTITIONS, result
     assert result["rereads"] > 0, result["log"]  # records were held back and read again, not just lucky timing
 
 
