@@ -2,7 +2,8 @@
 random input partition for 2 ms every 5 ms, as Faust itself pauses partitions around recovery.
 
 Configured from the environment (PAUSED_*), run as `python -m tests.integration.paused_app` from the repo root.
-PAUSED_FIX=0 leaves state.faust_handover out, to measure what plain Faust loses.
+PAUSED_FIX=0 leaves state.faust_handover out, to measure what plain Faust loses; PAUSED_STALL_S adds the
+worker's stall repair (state/faust_stall_repair.py) with that period, to see it meet the stalls Faust makes then.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import random
 import faust
 
 from state import faust_handover
+from state import faust_stall_repair as stall_repair
 
 INPUT_TOPIC = os.environ.get("PAUSED_INPUT", "paused-input")
 PARTITIONS = 4
@@ -36,6 +38,8 @@ app = faust.App(
 )
 if os.environ.get("PAUSED_FIX", "1") != "0":
     faust_handover.install(app)
+if os.environ.get("PAUSED_STALL_S"):
+    stall_repair.install(app, float(os.environ["PAUSED_STALL_S"]))
 
 source = app.topic(INPUT_TOPIC, key_serializer="raw", value_serializer="raw", partitions=PARTITIONS)
 seen: dict[int, set[int]] = {p: set() for p in range(PARTITIONS)}

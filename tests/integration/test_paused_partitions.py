@@ -3,7 +3,8 @@
 
 A worker is handed 20,000 records over 4 partitions while a timer pauses one of them for 2 ms every 5 ms: every
 offset must reach the agent and the group's commits must end at the partitions' ends.
-`python -m tests.integration.test_paused_partitions` runs it with and without the fix and prints what each lost.
+`python -m tests.integration.test_paused_partitions` runs it with and without the fix, and without it but with the
+stall repair, and prints what each lost and how often the repair read a partition again.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 TOPIC, GROUP, PARTITIONS, PER_PARTITION = "paused-input", "paused-test", 4, 5000
 REREAD = "reading again from the first record not handed over"
+REPAIRED = "reading it again"  # the stall repair's warning
 
 
 def feed(bootstrap: str) -> None:
@@ -51,11 +53,13 @@ def committed(bootstrap: str) -> list[int]:
         consumer.close()
 
 
-def run(fix: bool) -> dict:
+def run(fix: bool, stall_s: float | None = None) -> dict:
     """Feed a worker under pauses until its dump and the group's commits stop moving; what it was handed."""
     with tempfile.TemporaryDirectory(prefix="trueup-paused-") as tmp, tansu(Path(tmp)) as bootstrap:
         port, log = free_port(), Path(tmp) / "worker.log"
         env = dict(os.environ, PAUSED_BOOTSTRAP=bootstrap, PAUSED_WEB_PORT=str(port), PAUSED_FIX="1" if fix else "0")
+        if stall_s is not None:
+            env["PAUSED_STALL_S"] = str(stall_s)
         pid = spawn([sys.executable, "-m", "tests.integration.paused_app", "worker"], log, env=env, cwd=ROOT)
         try:
             dump = None
@@ -65,19 +69,25 @@ def run(fix: bool) -> dict:
                 dump = _dump(port)
                 time.sleep(0.5)
             feed(bootstrap)
-            last, deadline = None, time.monotonic() + 120
+            # Done once everything is handed over and committed, or once nothing but the pause count has moved
+            # for a while: long enough, with the stall repair, for it to act on a stalled partition.
+            quiet_s = 2.0 if stall_s is None else 3 * stall_s + 2
+            last, since, deadline = None, time.monotonic(), time.monotonic() + 120
             while time.monotonic() < deadline:
                 assert alive(pid), log.read_text(errors="replace")[-5000:]
-                time.sleep(2)
-                dump = _dump(port)
-                offsets = committed(bootstrap)
-                # Done once everything is handed over, or nothing moves (pauses go on counting either way).
-                moved = (dump and {k: v for k, v in dump.items() if k != "pauses"}, offsets)
-                if dump is not None and (dump["records"] >= PARTITIONS * PER_PARTITION or moved == last):
+                time.sleep(1)
+                dump, offsets = _dump(port), committed(bootstrap)
+                everything = dump is not None and dump["records"] >= PARTITIONS * PER_PARTITION
+                if everything and offsets == [PER_PARTITION] * PARTITIONS:
                     break
-                last = moved
-            return {"dump": dump, "committed": offsets, "rereads": log.read_text(errors="replace").count(REREAD),
-                    "log": log.read_text(errors="replace")[-5000:]}
+                moved = (dump and {k: v for k, v in dump.items() if k != "pauses"}, offsets)
+                if moved != last or not (dump and dump["records"]):  # quiet counts from the first record
+                    last, since = moved, time.monotonic()
+                elif time.monotonic() - since >= quiet_s:
+                    break
+            text = log.read_text(errors="replace")
+            return {"dump": dump, "committed": offsets, "rereads": text.count(REREAD), "repairs": text.count(REPAIRED),
+                    "log": text[-5000:]}
         finally:
             stop(pid, timeout=30)
 
@@ -102,8 +112,9 @@ def test_no_record_is_lost_to_a_pause_while_its_partition_is_handed_over():
 
 
 if __name__ == "__main__":
-    for fix in (False, True):
-        r = run(fix)
+    for fix, stall_s in ((False, None), (True, None), (False, 3.0)):
+        r = run(fix, stall_s)
         d = r["dump"] or {}
-        print(f"fix={fix}: handed {d.get('records')} records, distinct {d.get('distinct')}, "
-              f"committed {r['committed']}, pauses {d.get('pauses')}, read again {r['rereads']} times")
+        print(f"fix={fix} stall repair={stall_s}: handed {d.get('records')} records, distinct {d.get('distinct')}, "
+              f"committed {r['committed']}, pauses {d.get('pauses')}, read again {r['rereads']} times, "
+              f"stalls repaired {r['repairs']}")
