@@ -13,7 +13,7 @@ from typing import Any
 import faust
 from aiokafka.errors import IllegalStateError
 
-from state.faust_handover import seek_lock
+from state.faust_handover import note_seek, seek_lock
 from state.faust_settled import tables_settled
 from state.stalled_partitions import StallWatch
 
@@ -71,6 +71,7 @@ async def _rewind(app: faust.App, consumer: Any, tp: Any, committed: int, settle
             consumer._acked.pop(tp, None)
             consumer._acked_index.pop(tp, None)
             consumer._gap.pop(tp, None)
+            note_seek(consumer, [tp])  # records of tp the fetch loop still holds from before are not handed over
             await consumer.seek_wait({tp: committed})  # in the consumer's own thread; sets the read offset
             return True
     except (IllegalStateError, AssertionError) as exc:  # revoked meanwhile: its new owner reads from the commit

@@ -43,10 +43,3 @@ class Handover:
                 out[tp] = next(offset for offset in offsets if offset > last)
         return out
 
-
-def read_offset_after(before: int | None, last_handed: int | None) -> int | None:
-    """Faust's read offset for a partition once a fetch is handed over: the last offset handed over, unless its
-    drain loop dropped it as already read (below the read offset it had)."""
-    if last_handed is None or (before is not None and last_handed < before):
-        return before
-    return last_handed

@@ -8,8 +8,8 @@ from types import SimpleNamespace
 
 from faust.types import TP
 
-from state.faust_handover import _wrap
-from state.handed_over import Handover, read_offset_after
+from state.faust_handover import _wrap, note_seek, seek_lock
+from state.handed_over import Handover
 from streams.app import create_app
 from trueup.settings import Settings
 
@@ -67,15 +67,19 @@ class FakeConsumer:
     """Only what the fetch loop reads of Faust's consumer; nothing here talks to a broker."""
 
     def __init__(self, records: dict, order: list, active: set) -> None:
-        self.records, self.order, self.active = records, order, active
-        self._read_offset: dict = {}
+        self.active = active
+        self.fetch(records, order)
         self._buffered_partitions: set = set()
         self.should_stop, self.flow_active = False, True
-        self.scheduler = SimpleNamespace(iterate=lambda records: ((tp, records[tp][i]) for tp, i in self.order))
-        self.assigned = set(records)
+        self.assigned = {A, B}
         self.seeks: list[dict] = []
         self.performed_seek = False
         self.seek_error: Exception | None = None
+
+    def fetch(self, records: dict, order: list) -> None:
+        """What the next fetch returns, and the order Faust's scheduler hands it over in."""
+        self.records = records
+        self.scheduler = SimpleNamespace(iterate=lambda records: ((tp, records[tp][i]) for tp, i in order))
 
     async def _wait_next_records(self, timeout):
         return self.records, self.active
@@ -93,26 +97,30 @@ class FakeConsumer:
         if self.seek_error:
             raise self.seek_error
         self.seeks.append(dict(wanted))
-        self._read_offset.update(wanted)
 
     async def perform_seek(self):
         self.performed_seek = True
 
 
-def _drain(consumer, during=lambda tp, offset: None) -> list:
-    """Faust's drain loop as far as the fetch loop sees it: each record handed over moves the read offset."""
-    app = SimpleNamespace(consumer_generation_id=1, monitor=SimpleNamespace(track_tp_end_offset=lambda tp, hw: None))
-    getmany = _wrap(app, consumer).getmany
+class Loop:
+    """The wrapped getmany of one consumer, drained as Faust's drain loop would, one fetch per call."""
 
-    async def run():
+    def __init__(self, consumer: FakeConsumer) -> None:
+        self.app = SimpleNamespace(consumer_generation_id=1, rebalancing=False,
+                                   monitor=SimpleNamespace(track_tp_end_offset=lambda tp, hw: None))
+        self.getmany = _wrap(self.app, consumer).getmany
+
+    async def drain(self, during=lambda tp, offset: None) -> list:
         handed = []
-        async for tp, offset in getmany(timeout=1.0):
+        async for tp, offset in self.getmany(timeout=1.0):
             handed.append((tp.partition, offset))
-            consumer._read_offset[tp] = offset
             during(tp, offset)
+            await asyncio.sleep(0)  # as the drain loop awaits each delivery: other tasks run in between
         return handed
 
-    return asyncio.run(run())
+
+def _drain(consumer, during=lambda tp, offset: None) -> list:
+    return asyncio.run(Loop(consumer).drain(during))
 
 
 def _paused_at_a5() -> FakeConsumer:
@@ -137,48 +145,77 @@ def test_the_fetch_loop_holds_back_a_paused_partition_from_there_on_and_reads_it
     assert consumer.seeks == [{A: 5}]
 
 
-def test_a_partition_revoked_or_sought_by_someone_else_meanwhile_is_not_sought_again():
-    revoked = _paused_at_a5()
-    revoked.assigned = {B}
-    _drain(revoked, _pause_a_for_one_record(revoked))
-    assert revoked.seeks == []
+def test_a_partition_revoked_meanwhile_is_left_to_its_next_owner():
+    consumer = _paused_at_a5()
+    consumer.assigned = {B}
+    _drain(consumer, _pause_a_for_one_record(consumer))
+    assert consumer.seeks == []
 
-    moved = _paused_at_a5()
-    pause = _pause_a_for_one_record(moved)
+
+def test_records_fetched_before_the_stall_repair_sought_their_partition_are_not_handed_over_after_it():
+    consumer = _paused_at_a5()  # nothing paused: the repair seeks A while the fetch is being handed over
 
     def during(tp, offset):
-        pause(tp, offset)
-        if (tp, offset) == (B, 2):
-            moved._read_offset[A] = 1  # the stall repair sought A back to its commit
-    _drain(moved, during)
-    assert moved.seeks == []
+        if (tp, offset) == (B, 0):
+            note_seek(consumer, [A])
+    assert _drain(consumer, during) == [(0, 3), (1, 0), (1, 1), (1, 2)]
+    assert consumer.seeks == []  # the repair's seek stands: A is read again from where it put it
 
 
-def test_a_failed_seek_is_logged_and_the_fetch_loop_goes_on(caplog):
+def test_the_read_again_waits_for_the_stall_repair_and_leaves_a_partition_it_sought():
+    consumer = _paused_at_a5()
+
+    async def run():
+        lock = seek_lock(consumer)
+        await lock.acquire()  # the repair is deciding
+        loop = Loop(consumer)
+        fetch = asyncio.ensure_future(loop.drain(_pause_a_for_one_record(consumer)))
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert not fetch.done() and consumer.seeks == []  # the loop waits for the lock to seek
+        note_seek(consumer, [A])  # the repair sought A to its commit
+        lock.release()
+        return await fetch
+
+    assert asyncio.run(run()) == [(0, 3), (1, 0), (0, 4), (1, 1), (1, 2)]
+    assert consumer.seeks == []
+
+
+def test_a_failed_seek_holds_the_partition_back_until_a_seek_lands(caplog):
     consumer = _paused_at_a5()
     consumer.seek_error = RuntimeError("request timed out")
-    assert _drain(consumer, _pause_a_for_one_record(consumer))[-1] == (1, 2)
-    assert "left to the next assignment" in caplog.text
+
+    async def run():
+        loop = Loop(consumer)
+        first = await loop.drain(_pause_a_for_one_record(consumer))
+        # aiokafka's position went on past the held records: the next fetch starts after them.
+        consumer.fetch({A: [Rec(8), Rec(9)], B: [Rec(3)]}, [(A, 0), (B, 0), (A, 1)])
+        second = await loop.drain()
+        consumer.seek_error = None
+        consumer.fetch({A: [Rec(5), Rec(6)], B: [Rec(4)]}, [(A, 0), (B, 0), (A, 1)])
+        third = await loop.drain()
+        return first, second, third
+
+    first, second, third = asyncio.run(run())
+    assert first == [(0, 3), (1, 0), (0, 4), (1, 1), (1, 2)]
+    assert second == [(1, 3)]  # nothing of A while its seek has not landed
+    assert "tried again before the next fetch" in caplog.text
+    assert consumer.seeks == [{A: 5}]  # landed before the third fetch, from the first record held
+    assert third == [(0, 5), (1, 4), (0, 6)]
 
 
 def test_a_stopped_flow_hands_over_nothing_more_and_leaves_the_seek_to_the_next_assignment():
     consumer = _paused_at_a5()
+    pause = _pause_a_for_one_record(consumer)
 
     def during(tp, offset):
-        if (tp, offset) == (A, 4):
-            consumer.flow_active = False
-    assert _drain(consumer, during) == [(0, 3), (1, 0), (0, 4)]
+        pause(tp, offset)
+        if (tp, offset) == (B, 1):
+            consumer.flow_active = False  # a5 is held by now
+    assert _drain(consumer, during) == [(0, 3), (1, 0), (0, 4), (1, 1)]
     assert consumer.seeks == [] and not consumer.performed_seek
 
     idle = _paused_at_a5()
     idle.flow_active = False
     assert _drain(idle) == []
     assert idle.performed_seek  # as Faust does when a fetch comes back while the flow is stopped
-
-
-def test_the_read_offset_after_a_fetch_is_the_last_handed_over_unless_dropped_as_already_read():
-    assert read_offset_after(None, None) is None
-    assert read_offset_after(4, None) == 4
-    assert read_offset_after(None, 7) == 7
-    assert read_offset_after(4, 7) == 7
-    assert read_offset_after(9, 7) == 9
