@@ -27,10 +27,7 @@ def install(app: faust.App) -> None:
 
 def seek_lock(consumer: Any) -> asyncio.Lock:
     """Held around a decision to seek a stream partition and the seek itself, here and in the stall repair."""
-    lock = getattr(consumer, "_trueup_seek_lock", None)
-    if lock is None:
-        lock = consumer._trueup_seek_lock = asyncio.Lock()
-    return lock
+    return _attached(consumer, "_trueup_seek_lock", asyncio.Lock)
 
 
 def note_seek(consumer: Any, tps: Iterable[Any]) -> None:
@@ -42,10 +39,16 @@ def note_seek(consumer: Any, tps: Iterable[Any]) -> None:
 
 
 def _seeks(consumer: Any) -> dict:
-    counts = getattr(consumer, "_trueup_seeks", None)
-    if counts is None:
-        counts = consumer._trueup_seeks = {}
-    return counts
+    return _attached(consumer, "_trueup_seeks", dict)
+
+
+def _attached(consumer: Any, name: str, make: Any) -> Any:
+    """The consumer's own one of something, made on first use: it lives as long as the consumer."""
+    value = getattr(consumer, name, None)
+    if value is None:
+        value = make()
+        setattr(consumer, name, value)
+    return value
 
 
 def _wrap(app: faust.App, consumer: Any) -> Any:
@@ -81,8 +84,7 @@ def _wrap(app: faust.App, consumer: Any) -> Any:
                 app.monitor.track_tp_end_offset(tp, consumer.highwater(tp))
                 yield tp, to_message(tp, record)
         if handover.held:
-            rewinds = handover.rewinds({tp: [r.offset for r in records[tp]] for tp in handover.held})
-            for tp, offset in rewinds.items():
+            for tp, offset in handover.held.items():
                 pending.setdefault(tp, (offset, seeks_before[tp]))
             await _read_again(app, consumer, pending)
 

@@ -12,34 +12,20 @@ that fetch, and the partition is read again from the first record not handed ove
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable
 
 
 class Handover:
-    """One fetch: admit() each record in the order Faust would hand it over; rewinds() once the fetch is done."""
+    """One fetch: admit() each record in the order Faust would hand it over; then `held` says where to read again."""
 
     def __init__(self) -> None:
-        self.held: set[Hashable] = set()
-        self.last: dict[Hashable, int] = {}
+        # {partition: its first record held back}: nothing of it after that is handed over, so it is also the
+        # first record of the fetch not handed over, where the partition is read again from.
+        self.held: dict[Hashable, int] = {}
 
     def admit(self, tp: Hashable, offset: int, deliverable: bool) -> bool:
         """True if the record goes to the agents: its partition is deliverable and nothing of it was held back."""
         if not deliverable or tp in self.held:
-            self.held.add(tp)
+            self.held.setdefault(tp, offset)
             return False
-        self.last[tp] = offset
         return True
-
-    def rewinds(self, fetched: Mapping[Hashable, Sequence[int]]) -> dict[Hashable, int]:
-        """{partition: offset of its first fetched record not handed over}, for every partition that has one."""
-        out: dict[Hashable, int] = {}
-        for tp, offsets in fetched.items():
-            if not offsets:
-                continue
-            last = self.last.get(tp)
-            if last is None:
-                out[tp] = offsets[0]
-            elif offsets[-1] != last:
-                out[tp] = next(offset for offset in offsets if offset > last)
-        return out
-
