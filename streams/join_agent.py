@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import faust
 
 from state.batch_state import make_current
+from state.faust_offset_watch import OffsetWatch
 from state.pickled_table import PickledTable
 from streams import join_topology, link_bundles, pickling, projections
 from streams.alerting import judge
@@ -60,6 +61,9 @@ class JoinAgents:
         self.alerts_topic_name = settings.topics.alerts
         self.links_name = links_topic(settings.worker.app_id)
         self.links = app.topic(self.links_name, key_serializer="raw", value_serializer="raw")
+        # Every offset of the links topic is a record (no transactions, no compaction): a jump is a loss.
+        self.offset_watch = OffsetWatch(app, {self.links_name})
+        metrics.records_skipped.labels(self.links_name)  # on /metrics from the start, at 0
         # The producer's own partitioner instance (streams.app), so links share its memo of recent key hashes.
         self._partitioner, self._partitions = app.conf.producer_partitioner, list(range(settings.kafka.partitions))
         self.bundle_links, self.bundle_bytes = settings.worker.link_bundle_max, settings.worker.link_bundle_bytes
@@ -137,6 +141,9 @@ class JoinAgents:
         """(message, source) of one input record: the entity writes and links of a links-topic record, or a
         canonical event (read only while draining the events topics)."""
         record = (m.topic, m.partition, m.offset)
+        skipped = self.offset_watch.see(m)
+        if skipped:
+            self.metrics.records_skipped.labels(m.topic).inc(skipped)
         if m.topic == self.links_name:
             return link_bundles.unpack(m.value, record)
         _, canonical = self.encoder.decode(m.value)

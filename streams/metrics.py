@@ -67,6 +67,11 @@ class WorkerMetrics:
         self.records_in = Counter(
             "trueup_records_in", "Records this worker consumed, per topic", ["topic"], registry=self.registry
         )
+        self.records_skipped = Counter(
+            "trueup_records_skipped",
+            "Records of the worker's own links topic that never reached the join agent: offsets skipped where "
+            "every offset is a record (state/offset_gaps.py)", ["topic"], registry=self.registry,
+        )
         self.records_out = Counter(
             "trueup_records_out", "Records this worker produced, per topic (changelogs included)", ["topic"],
             registry=self.registry,

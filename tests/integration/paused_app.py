@@ -1,5 +1,6 @@
 """A minimal Faust worker for test_paused_partitions: records every offset it is handed, while a timer pauses a
-random input partition for 2 ms every 5 ms, as Faust itself pauses partitions around recovery.
+random input partition for 2 ms every 5 ms, as Faust itself pauses partitions around recovery. The worker's
+offset watch (state/faust_offset_watch.py) looks at the same records, to be checked against what is missing.
 
 Configured from the environment (PAUSED_*), run as `python -m tests.integration.paused_app` from the repo root.
 PAUSED_FIX=0 leaves state.faust_handover out, to measure what plain Faust loses; PAUSED_STALL_S adds the
@@ -14,28 +15,22 @@ import random
 
 import faust
 
-from state import faust_handover
+from state import faust_fetch_wait, faust_handover
 from state import faust_stall_repair as stall_repair
+from state.faust_offset_watch import OffsetWatch
+from tests.integration.minimal_app import PARTITIONS, minimal_app
+from trueup.settings import KafkaSettings
 
 INPUT_TOPIC = os.environ.get("PAUSED_INPUT", "paused-input")
-PARTITIONS = 4
 
-app = faust.App(
-    os.environ.get("PAUSED_APP_ID", "paused-test"),
-    broker=f"kafka://{os.environ.get('PAUSED_BOOTSTRAP', '127.0.0.1:9092')}",
+app = minimal_app(
+    "PAUSED", "paused-test",
     store="memory://",
-    web_enabled=True,
-    web_bind="127.0.0.1",
-    web_host="127.0.0.1",
-    web_port=int(os.environ.get("PAUSED_WEB_PORT", "6066")),
-    web_in_thread=False,
-    broker_session_timeout=6,
-    broker_heartbeat_interval=1,
     broker_commit_interval=0.1,  # the worker's own setting: commits land between pauses
-    topic_partitions=PARTITIONS,
-    topic_replication_factor=1,
-    consumer_auto_offset_reset="earliest",
 )
+# The worker's fetch wait: with Faust's own 1.5 s, a partition read again waits out the fetch in flight for the
+# others, once they are at their ends, so the last one left crawls on at one read again per 1.5 s.
+faust_fetch_wait.install(app, KafkaSettings.model_fields["fetch_max_wait_ms"].default)
 if os.environ.get("PAUSED_FIX", "1") != "0":
     faust_handover.install(app)
 if os.environ.get("PAUSED_STALL_S"):
@@ -43,6 +38,7 @@ if os.environ.get("PAUSED_STALL_S"):
 
 source = app.topic(INPUT_TOPIC, key_serializer="raw", value_serializer="raw", partitions=PARTITIONS)
 seen: dict[int, set[int]] = {p: set() for p in range(PARTITIONS)}
+watch = OffsetWatch(app, {INPUT_TOPIC})
 handed = {"records": 0, "pauses": 0}
 
 
@@ -50,6 +46,7 @@ handed = {"records": 0, "pauses": 0}
 async def record(stream):
     async for event in stream.events():
         seen[event.message.partition].add(event.message.offset)
+        watch.see(event.message)
         handed["records"] += 1
 
 
@@ -70,6 +67,9 @@ async def pause_one_partition():
 async def dump(web, request):
     return web.json({
         "distinct": {p: len(offsets) for p, offsets in seen.items()},
+        "lowest": {p: min(offsets, default=0) for p, offsets in seen.items()},
+        "highest": {p: max(offsets, default=-1) for p, offsets in seen.items()},
+        "skipped": watch.skipped.get(INPUT_TOPIC, 0),
         **handed,
     })
 

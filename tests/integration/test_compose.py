@@ -388,6 +388,7 @@ SERVED_COUNTERS = {
     "trueup_join_messages",
     "trueup_projections_out",
     "trueup_alerts_out",
+    "trueup_records_skipped",
     "trueup_connector_records",
     "trueup_connector_snapshot_records",
     "trueup_connector_batches",
