@@ -12,28 +12,16 @@ import os
 import faust
 
 from state.faust_highwater import install
+from tests.integration.minimal_app import PARTITIONS, minimal_app
 
 INPUT_TOPIC = os.environ.get("RESTORE_INPUT", "restore-input")
-PARTITIONS = 4
 
-app = faust.App(
-    os.environ.get("RESTORE_APP_ID", "restore-test"),
-    broker=f"kafka://{os.environ.get('RESTORE_BOOTSTRAP', '127.0.0.1:9092')}",
+app = minimal_app(
+    "RESTORE", "restore-test",
     store="rocksdb://",
     datadir=os.environ.get("RESTORE_DATADIR", "/tmp/restore-app"),
-    web_enabled=True,
-    web_bind="127.0.0.1",
-    web_host="127.0.0.1",
-    web_port=int(os.environ.get("RESTORE_WEB_PORT", "6066")),
-    web_in_thread=False,
-    # As in LOCAL-STACK-FACTS: short joins on Tansu, and a linger that packs many changelog records per batch.
-    broker_session_timeout=6,
-    broker_heartbeat_interval=1,
-    producer_linger=0.2,
-    topic_partitions=PARTITIONS,
-    topic_replication_factor=1,
+    producer_linger=0.2,  # as in LOCAL-STACK-FACTS: many changelog records per batch
     table_standby_replicas=int(os.environ.get("RESTORE_STANDBYS", "0")),
-    consumer_auto_offset_reset="earliest",
     recovery_consistency_check=os.environ.get("RESTORE_CONSISTENCY_CHECK", "1") != "0",
 )
 if os.environ.get("RESTORE_FIX", "1") != "0":
