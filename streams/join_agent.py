@@ -61,9 +61,11 @@ class JoinAgents:
         self.alerts_topic_name = settings.topics.alerts
         self.links_name = links_topic(settings.worker.app_id)
         self.links = app.topic(self.links_name, key_serializer="raw", value_serializer="raw")
-        # Every offset of the links topic is a record (no transactions, no compaction): a jump is a loss.
+        # Every offset of the links topic is a record (no transactions, no compaction): a jump is a hole.
         self.offset_watch = OffsetWatch(app, {self.links_name})
         metrics.records_skipped.labels(self.links_name)  # on /metrics from the start, at 0
+        metrics.records_missing.labels(self.links_name).set_function(
+            lambda: self.offset_watch.missing(self.links_name))
         # The producer's own partitioner instance (streams.app), so links share its memo of recent key hashes.
         self._partitioner, self._partitions = app.conf.producer_partitioner, list(range(settings.kafka.partitions))
         self.bundle_links, self.bundle_bytes = settings.worker.link_bundle_max, settings.worker.link_bundle_bytes
@@ -238,7 +240,8 @@ def register(app: faust.App, settings: Settings, encoder: Encoder, metrics, wate
     # left there for the join.
     inputs = app.topic(*join_input_topics(settings), key_serializer="raw", value_serializer="raw")
 
-    @app.agent(inputs, name="join")
+    # One actor: the offset watch follows each partition's records in the order they are handed over.
+    @app.agent(inputs, name="join", concurrency=1)
     async def join(stream):
         async for taken in stream.take_events(settings.worker.batch_max, settings.worker.batch_within_s):
             await joins.process_batch(taken)

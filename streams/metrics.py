@@ -69,8 +69,14 @@ class WorkerMetrics:
         )
         self.records_skipped = Counter(
             "trueup_records_skipped",
-            "Records of the worker's own links topic that never reached the join agent: offsets skipped where "
-            "every offset is a record (state/offset_gaps.py)", ["topic"], registry=self.registry,
+            "Records of the links topic the join agent's stream passed over, where every offset is a record "
+            "(state/offset_gaps.py); trueup_records_missing says how many are still not read again",
+            ["topic"], registry=self.registry,
+        )
+        self.records_missing = Gauge(
+            "trueup_records_missing",
+            "Records of the links topic passed over and not read again since, on the partitions this worker holds: "
+            "lost if the group's commit passes them", ["topic"], registry=self.registry,
         )
         self.records_out = Counter(
             "trueup_records_out", "Records this worker produced, per topic (changelogs included)", ["topic"],

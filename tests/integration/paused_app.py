@@ -39,7 +39,7 @@ if os.environ.get("PAUSED_STALL_S"):
 source = app.topic(INPUT_TOPIC, key_serializer="raw", value_serializer="raw", partitions=PARTITIONS)
 seen: dict[int, set[int]] = {p: set() for p in range(PARTITIONS)}
 watch = OffsetWatch(app, {INPUT_TOPIC})
-handed = {"records": 0, "pauses": 0}
+handed = {"records": 0, "pauses": 0, "pausing": True}
 
 
 @app.agent(source)
@@ -54,13 +54,25 @@ async def record(stream):
 async def pause_one_partition():
     consumer = app.consumer
     assigned = sorted(tp for tp in consumer.assignment() if tp.topic == INPUT_TOPIC)
-    if not assigned or app.rebalancing:
+    if not assigned or app.rebalancing or not handed["pausing"]:
         return
     tp = random.choice(assigned)
     consumer.pause_partitions([tp])
     await asyncio.sleep(0.002)
     consumer.resume_partitions([tp])
     handed["pauses"] += 1
+
+
+@app.page("/rewind")
+async def rewind(web, request):
+    """Stop pausing, and read every input partition again from its start."""
+    handed["pausing"] = False
+    consumer = app.consumer
+    tps = {tp: 0 for tp in consumer.assignment() if tp.topic == INPUT_TOPIC}
+    async with faust_handover.seek_lock(consumer):
+        faust_handover.note_seek(consumer, tps)
+        await consumer.seek_wait(tps)
+    return web.json({"rewound": len(tps)})
 
 
 @app.page("/dump")
@@ -70,6 +82,7 @@ async def dump(web, request):
         "lowest": {p: min(offsets, default=0) for p, offsets in seen.items()},
         "highest": {p: max(offsets, default=-1) for p, offsets in seen.items()},
         "skipped": watch.skipped.get(INPUT_TOPIC, 0),
+        "missing": watch.missing(INPUT_TOPIC),
         **handed,
     })
 

@@ -398,6 +398,7 @@ SERVED_GAUGES = {
     "trueup_consumer_lag",
     "trueup_source_watermark_age_seconds",
     "trueup_alert_checks_waiting",
+    "trueup_records_missing",
     "trueup_open_alerts",
     "trueup_verify_drift",
     "trueup_verify_rows_checked",
