@@ -1,13 +1,15 @@
 """Watch the records an agent is handed for offsets passed over (state/offset_gaps.py), and say so.
 
 Faust edge: partitions are forgotten when revoked and when assigned, since an assignment seeks each to the
-group's commit, which another worker may have moved on meanwhile. The agent must run with concurrency 1: two
-actors share one stream, and their interleaved records of a partition would look like holes.
+group's commit, which another worker may have moved on meanwhile; holes the commit has passed are settled as
+lost against the consumer's own record of its commits. The agent must run with concurrency 1: two actors
+share one stream, and their interleaved records of a partition would look like holes.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import faust
 
@@ -17,39 +19,60 @@ log = logging.getLogger(__name__)
 
 
 class OffsetWatch:
-    """Records of `topics` seen in the order an agent is handed them; `skipped` counts offsets passed over per
-    topic, and missing(topic) says how many of them are still in holes (not read again since)."""
+    """Records of `topics` seen in the order an agent is handed them. Per topic: `skipped` offsets passed over,
+    `filled` read again into a hole since, `lost` passed by the group's commit first; missing(topic) is what is
+    still open."""
 
     def __init__(self, app: faust.App, topics: set[str]) -> None:
-        self.topics, self.gaps = frozenset(topics), OffsetGaps()
+        self.app, self.topics, self.gaps = app, frozenset(topics), OffsetGaps()
         self.skipped: dict[str, int] = {}
+        self.filled: dict[str, int] = {}
+        self.lost: dict[str, int] = {}
 
         async def forget(sender, tps, **kwargs) -> None:
             left = self.gaps.forget((tp.topic, tp.partition) for tp in tps)
             for (topic, partition), missing in sorted(left.items()):
-                log.error("%d record(s) of %s[%d] were still missing when the partition was reassigned: its next "
-                          "reader starts from the group's commit, and if that passed them they are lost",
+                log.error("%d record(s) of %s[%d] passed over were still missing when the partition was reassigned: "
+                          "its next reader starts from the group's commit, and if that passed them they are lost",
                           missing, topic, partition)
 
         app.on_partitions_revoked.connect(forget)
         app.on_partitions_assigned.connect(forget)
 
-    def see(self, message) -> int:
-        """Offsets passed over just before this record (0 on a topic not watched); logged as an error when any."""
+    def see(self, message: Any) -> int:
+        """Offsets passed over just before this record (0 on a topic not watched); logged when any."""
         if message.topic not in self.topics:
             return 0
         tp = (message.topic, message.partition)
         skipped, filled = self.gaps.see(tp, message.offset)
         if skipped:
-            self.skipped[message.topic] = self.skipped.get(message.topic, 0) + skipped
-            log.error("%d record(s) of %s[%d] before offset %d were passed over, not handed to the agent: they "
-                      "are missing downstream unless read again before the group's commit passes them",
-                      skipped, message.topic, message.partition, message.offset)
+            _add(self.skipped, message.topic, skipped)
+            log.warning("records %d to %d of %s[%d] were passed over, not handed to the agent: missing unless read "
+                        "again before the group's commit passes them", message.offset - skipped, message.offset - 1,
+                        message.topic, message.partition)
         elif filled:
-            log.warning("offset %d of %s[%d] was read again into a hole; %d record(s) of it still missing",
-                        message.offset, message.topic, message.partition, self.gaps.missing([tp]))
+            _add(self.filled, message.topic, filled)
+            log.debug("record %d of %s[%d] read again into a hole", message.offset, message.topic, message.partition)
         return skipped
 
+    def settle(self) -> dict[str, int]:
+        """Holes the group's commit has passed, taken out and logged as lost; the records lost per topic."""
+        committed = getattr(self.app.consumer, "_committed_offset", {})
+        lost: dict[str, int] = {}
+        for (topic, partition), ranges in sorted(self.gaps.settle(committed.get).items()):
+            count = sum(end - start for start, end in ranges)
+            _add(lost, topic, count)
+            log.error("%d record(s) of %s[%d] were never handed to the agent and the group's commit passed them: "
+                      "lost (offsets %s)", count, topic, partition,
+                      ", ".join(f"{start}-{end - 1}" for start, end in ranges))
+        for topic, count in lost.items():
+            _add(self.lost, topic, count)
+        return lost
+
     def missing(self, topic: str) -> int:
-        """Offsets of the topic passed over and not read again since, on the partitions held now."""
+        """Offsets of the topic passed over, not read again and not passed by the commit, on partitions held now."""
         return self.gaps.missing([tp for tp in self.gaps.holes if tp[0] == topic])
+
+
+def _add(totals: dict[str, int], topic: str, count: int) -> None:
+    totals[topic] = totals.get(topic, 0) + count

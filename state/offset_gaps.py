@@ -2,26 +2,27 @@
 
 Faust's commit passes records that never reached the agents when it takes an offset jump for compaction or a
 transaction marker (state/handed_over.py). On the worker's links topic neither happens: nothing writes it
-transactionally, and it cannot be compacted (its bundles have no key, which a compacted topic refuses). So
-once a partition's records go past an offset that was never handed over, that record is missing: the hole
-stays open until the record is read again (the stall repair seeks back to the commit), and if the group's
-commit passes it first, it is lost.
+transactionally, and trueup creates it without compaction (its keyless bundles could not be written to a
+compacted one). So once a partition's records go past an offset that was never handed over, that record is
+missing: the hole stays open until the record is read again, and once the group's commit passes it (Faust's
+usually does within a commit interval), it is lost.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable
+import bisect
+from collections.abc import Callable, Hashable, Iterable
 
 
 class OffsetGaps:
-    """Per partition, the highest offset handed over and the holes below it, as [start, end) ranges."""
+    """Per partition, the highest offset handed over and the holes below it, as ascending [start, end) ranges."""
 
     def __init__(self) -> None:
         self.highest: dict[Hashable, int] = {}
         self.holes: dict[Hashable, list[list[int]]] = {}
 
     def see(self, tp: Hashable, offset: int) -> tuple[int, int]:
-        """(offsets this record skipped past, holes it filled: 0 or 1). The first record of a partition since
+        """(offsets this record passed over, offsets it filled: 0 or 1). The first record of a partition since
         forget() has nothing to follow; a record at or below the highest is a read again."""
         highest = self.highest.get(tp)
         if highest is None or offset > highest:
@@ -33,14 +34,37 @@ class OffsetGaps:
         return 0, self._fill(tp, offset)
 
     def _fill(self, tp: Hashable, offset: int) -> int:
-        ranges = self.holes.get(tp, [])
-        for index, (start, end) in enumerate(ranges):
-            if start <= offset < end:
-                ranges[index:index + 1] = [r for r in ([start, offset], [offset + 1, end]) if r[0] < r[1]]
-                if not ranges:
-                    del self.holes[tp]
-                return 1
-        return 0
+        ranges = self.holes.get(tp)
+        if not ranges:
+            return 0
+        index = bisect.bisect_right(ranges, offset, key=lambda r: r[0]) - 1
+        if index < 0 or offset >= ranges[index][1]:
+            return 0
+        start, end = ranges[index]
+        ranges[index:index + 1] = [r for r in ([start, offset], [offset + 1, end]) if r[0] < r[1]]
+        if not ranges:
+            del self.holes[tp]
+        return 1
+
+    def settle(self, committed: Callable[[Hashable], int | None]) -> dict[Hashable, list[tuple[int, int]]]:
+        """Take out the holes the group's commit has passed (committed(tp): the next offset the group would read,
+        or None): those records are lost. Returns the lost [start, end) ranges per partition."""
+        lost: dict[Hashable, list[tuple[int, int]]] = {}
+        for tp in list(self.holes):
+            commit = committed(tp)
+            if commit is None:
+                continue
+            ranges = self.holes[tp]
+            passed = [(start, min(end, commit)) for start, end in ranges if start < commit]
+            if not passed:
+                continue
+            lost[tp] = passed
+            kept = [[max(start, commit), end] for start, end in ranges if end > commit]
+            if kept:
+                self.holes[tp] = kept
+            else:
+                del self.holes[tp]
+        return lost
 
     def missing(self, tps: Iterable[Hashable] | None = None) -> int:
         """Offsets still in holes, of these partitions or of all."""

@@ -61,11 +61,7 @@ class JoinAgents:
         self.alerts_topic_name = settings.topics.alerts
         self.links_name = links_topic(settings.worker.app_id)
         self.links = app.topic(self.links_name, key_serializer="raw", value_serializer="raw")
-        # Every offset of the links topic is a record (no transactions, no compaction): a jump is a hole.
-        self.offset_watch = OffsetWatch(app, {self.links_name})
-        metrics.records_skipped.labels(self.links_name)  # on /metrics from the start, at 0
-        metrics.records_missing.labels(self.links_name).set_function(
-            lambda: self.offset_watch.missing(self.links_name))
+        self.offset_watch = watch_links(app, self.links_name, metrics)
         # The producer's own partitioner instance (streams.app), so links share its memo of recent key hashes.
         self._partitioner, self._partitions = app.conf.producer_partitioner, list(range(settings.kafka.partitions))
         self.bundle_links, self.bundle_bytes = settings.worker.link_bundle_max, settings.worker.link_bundle_bytes
@@ -195,6 +191,11 @@ class JoinAgents:
                 out[record["rule_id"]] = out.get(record["rule_id"], 0) + 1
         return out
 
+    def settle_offset_holes(self) -> None:
+        """Count the links records passed over that the group's commit has now passed: lost (logged by the watch)."""
+        for topic, count in self.offset_watch.settle().items():
+            self.metrics.records_lost.labels(topic).inc(count)
+
     async def send_due_rechecks(self) -> int:
         due = self.deadlines.due(self.watermarks.marks_after)
         for bucket in due:
@@ -221,6 +222,16 @@ class JoinAgents:
             rows += self.live_sums.build(partition, items())
             await asyncio.sleep(0)
         return len(self.deadlines), rows
+
+
+def watch_links(app: faust.App, links_name: str, metrics) -> OffsetWatch:
+    """The join's watch over the links topic, where every offset is a record (no transactions, no compaction), so
+    an offset passed over is a record missing; its counts on /metrics from the start, at 0."""
+    watch = OffsetWatch(app, {links_name})
+    metrics.records_skipped.labels(links_name)
+    metrics.records_lost.labels(links_name)
+    metrics.records_missing.labels(links_name).set_function(lambda: watch.missing(links_name))
+    return watch
 
 
 def _correlation(record: dict | None) -> list[tuple[str, bytes]]:

@@ -75,8 +75,13 @@ class WorkerMetrics:
         )
         self.records_missing = Gauge(
             "trueup_records_missing",
-            "Records of the links topic passed over and not read again since, on the partitions this worker holds: "
-            "lost if the group's commit passes them", ["topic"], registry=self.registry,
+            "Records of the links topic passed over, not read again and not yet passed by the group's commit, on "
+            "the partitions this worker holds (back to 0 when they are reassigned)", ["topic"], registry=self.registry,
+        )
+        self.records_lost = Counter(
+            "trueup_records_lost",
+            "Records of the links topic passed over that the group's commit passed before they were read again: "
+            "their changes are missing downstream", ["topic"], registry=self.registry,
         )
         self.records_out = Counter(
             "trueup_records_out", "Records this worker produced, per topic (changelogs included)", ["topic"],

@@ -63,6 +63,11 @@ async def pause_one_partition():
     handed["pauses"] += 1
 
 
+@app.timer(interval=0.2)
+async def settle_holes():
+    watch.settle()  # as the worker's tick does after its commits: holes the commit passed are lost
+
+
 @app.page("/rewind")
 async def rewind(web, request):
     """Stop pausing, and read every input partition again from its start."""
@@ -83,6 +88,8 @@ async def dump(web, request):
         "highest": {p: max(offsets, default=-1) for p, offsets in seen.items()},
         "skipped": watch.skipped.get(INPUT_TOPIC, 0),
         "missing": watch.missing(INPUT_TOPIC),
+        "filled": watch.filled.get(INPUT_TOPIC, 0),
+        "lost": watch.lost.get(INPUT_TOPIC, 0),
         **handed,
     })
 

@@ -389,6 +389,7 @@ SERVED_COUNTERS = {
     "trueup_projections_out",
     "trueup_alerts_out",
     "trueup_records_skipped",
+    "trueup_records_lost",
     "trueup_connector_records",
     "trueup_connector_snapshot_records",
     "trueup_connector_batches",

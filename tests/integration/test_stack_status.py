@@ -80,9 +80,9 @@ def test_workers_and_connectors_serve_complete_metrics(stack, stack_status):
                   if line.startswith('trueup_processing_latency_seconds_count{stage="normalized"}')]
     assert normalized and float(normalized[0].split()[-1]) >= 1
     # The join's stream passed over no links record: every offset there is a record.
-    watched = [line for line in body.splitlines()
-               if line.startswith(("trueup_records_skipped_total{", "trueup_records_missing{"))]
-    assert len(watched) == 2 and all(line.endswith(" 0.0") for line in watched), watched
+    watched = [line for line in body.splitlines() if line.startswith(
+        ("trueup_records_skipped_total{", "trueup_records_lost_total{", "trueup_records_missing{"))]
+    assert len(watched) == 3 and all(line.endswith(" 0.0") for line in watched), watched
     for comp in stack.status()["components"]:
         if comp["name"].startswith("connector-"):
             assert comp["metrics_url"].startswith("http://127.0.0.1:"), comp
