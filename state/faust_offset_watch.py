@@ -62,11 +62,10 @@ class OffsetWatch:
         for (topic, partition), ranges in sorted(self.gaps.settle(committed.get).items()):
             count = sum(end - start for start, end in ranges)
             _add(lost, topic, count)
+            _add(self.lost, topic, count)
             log.error("%d record(s) of %s[%d] were never handed to the agent and the group's commit passed them: "
                       "lost (offsets %s)", count, topic, partition,
                       ", ".join(f"{start}-{end - 1}" for start, end in ranges))
-        for topic, count in lost.items():
-            _add(self.lost, topic, count)
         return lost
 
     def missing(self, topic: str) -> int:
