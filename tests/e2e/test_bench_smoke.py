@@ -26,6 +26,13 @@ def test_bench_smoke_writes_figures_for_every_part(tmp_path):
     stage = throughput["stages"][0]
     raw_in = sum(v for t, v in stage["records_in"].items() if ".public." in t)
     assert raw_in == throughput["events"] and stage["stage_drained_s"]["links"] >= 0
+    # A missed target brings one more run, profiled and kept apart from the counted ones.
+    assert len(throughput["all_runs"]["pipeline"]) == throughput["runs"]
+    if not throughput["targets_met"]:
+        profile = throughput["profile"]
+        assert profile["events_per_s"] > 0 and profile["samples_per_thread"]["MainThread"] > 0
+        assert any("(streams/join_agent.py)" in row["function"] for row in profile["main_thread_inclusive"])
+        assert "profiled run (not counted)" in out.stdout
     latency = result["latency"]
     assert latency["changes_written"] > 0 and latency["commit_to_event_s"]["count"] > 0
     assert latency["commit_to_event_s"]["p50"] > 0 and latency["commit_to_projection_s"]["count"] > 0

@@ -140,11 +140,12 @@ class Bench:
 
     # ---- the pipeline -------------------------------------------------------------------------
 
-    def pipeline(self, n: int, run: int, profile_s: float = 0.0) -> dict:
+    def pipeline(self, n: int, run: int, profile: bool = False) -> dict:
         """The full worker (normalize, joins, rules, projections, alerts) over the n envelopes.
 
         Done when the raw records are all in and the group's lag (true ends) is zero on every topic it reads;
-        returns events/s, when each stage drained, the records per topic and, if asked, a profile.
+        returns events/s, when each stage drained, the records per topic and, if asked, a profile of the whole
+        run (sampling slows the worker, so a profiled run's figure is not one of the counted runs).
         """
         app_id = f"bench-full-{run}"
         data_dir = self.work / f"full-{run}"
@@ -164,7 +165,7 @@ class Bench:
         stages = {"raw": set(self.topics), "links": {links_topic(app_id)}}
         first = None
         drained: dict[str, float] = {}
-        profile = None
+        spy = None
         try:
             deadline = time.monotonic() + RUN_TIMEOUT_S
             while True:
@@ -176,8 +177,8 @@ class Bench:
                 raw_in = sum(v for t, v in records_in.items() if t in stages["raw"])
                 if first is None and raw_in > 0:
                     first = now
-                    if profile_s:
-                        profile = _profile(pid, profile_s, data_dir)
+                    if profile:
+                        spy = _profile(pid, data_dir / "profile.txt")
                 lag = metrics.get("trueup_consumer_lag", {})
                 # A stage counts as drained only while every stage before it reads drained too: the links topic
                 # can read empty before the normalizer has flushed its last bundles, never after raw commits.
@@ -196,7 +197,7 @@ class Bench:
                 "stage_drained_s": {s: round(t - first, 2) for s, t in drained.items()},
                 "records_in": {t: int(v) for t, v in sorted(records_in.items())},
                 "records_out": {t: int(v) for t, v in sorted(metrics.get("trueup_records_out_total", {}).items())},
-                "profile": profile}
+                "profile": _profile_summary(spy, data_dir / "profile.txt") if profile else None}
 
 
 def metrics_text(url: str, token: str | None = None, timeout_s: float = 5.0) -> str | None:
@@ -226,31 +227,62 @@ def scrape_topic_metrics(url: str) -> dict[str, dict[str, float]]:
     return out
 
 
-def _profile(pid: int, seconds: float, data_dir: Path) -> dict | None:
-    """Sample the worker with py-spy (when installed) in the background; the summary is read at the end."""
+def _profile(pid: int, out: Path) -> subprocess.Popen | None:
+    """py-spy (when installed) sampling the worker, every thread, until the worker stops."""
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(spy).exists():
+        return None
+    return subprocess.Popen([spy, "record", "-p", str(pid), "-f", "raw", "-o", str(out), "--threads",
+                             "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _profile_summary(spy: subprocess.Popen | None, out: Path) -> dict:
+    if spy is None:
         return {"error": "py-spy is not installed"}
-    out = data_dir / "profile.txt"
-    subprocess.Popen([spy, "record", "-p", str(pid), "-d", str(int(seconds)), "-f", "raw", "-o", str(out),
-                      "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return {"raw_file": str(out), "seconds": seconds}
+    try:
+        spy.wait(timeout=60)  # it writes its file once the worker has gone
+    except subprocess.TimeoutExpired:
+        spy.kill()
+    if not out.exists():
+        return {"error": f"py-spy wrote no profile (exit {spy.returncode})"}
+    return summarize_profile(out.read_text())
 
 
-def summarize_profile(raw_file: str, top: int = 25) -> list[dict]:
-    """The functions with the most samples on top of the stack (own time), from py-spy's raw output."""
+def _function(frame: str) -> str:
+    """'dumps (streams/pickling.py:26)' -> 'dumps (streams/pickling.py)': one name however many lines it runs."""
+    name, _, where = frame.rpartition(" (")
+    return f"{name} ({where.rsplit(':', 1)[0]})" if name else frame
+
+
+def summarize_profile(raw: str, top: int = 40) -> dict:
+    """Where the worker's main thread went, from py-spy's raw output (with --threads): samples per thread, and
+    as shares of the main thread's samples the functions on top of its stack (own time) and anywhere on it
+    (inclusive: a function and everything it called)."""
+    threads: dict[str, int] = {}
     own: dict[str, int] = {}
-    total = 0
-    for line in Path(raw_file).read_text().splitlines():
+    inclusive: dict[str, int] = {}
+    for line in raw.splitlines():
         stack, _, count = line.rpartition(" ")
         if not count.isdigit():
             continue
+        thread, *frames = stack.split(";")
         n = int(count)
-        total += n
-        frame = stack.split(";")[-1]
-        own[frame] = own.get(frame, 0) + n
-    return [{"function": f, "share": round(n / total, 4)} for f, n in
-            sorted(own.items(), key=lambda kv: -kv[1])[:top]] if total else []
+        name = thread.rpartition(": ")[2]
+        threads[name] = threads.get(name, 0) + n
+        if name != "MainThread" or not frames:
+            continue
+        functions = [_function(f) for f in frames]
+        own[functions[-1]] = own.get(functions[-1], 0) + n
+        for function in set(functions):
+            inclusive[function] = inclusive.get(function, 0) + n
+    main = threads.get("MainThread", 0)
+
+    def shares(counts: dict[str, int]) -> list[dict]:
+        ranked = sorted(counts.items(), key=lambda kv: -kv[1])[:top]
+        return [{"function": f, "share": round(c / main, 4)} for f, c in ranked]
+
+    return {"samples_per_thread": dict(sorted(threads.items(), key=lambda kv: -kv[1])),
+            "main_thread_own": shares(own), "main_thread_inclusive": shares(inclusive)}
 
 
 def run_throughput(settings: Settings, captured: list[Raw], n: int, runs: int, work: Path, echo=print) -> dict:
@@ -269,20 +301,24 @@ def run_throughput(settings: Settings, captured: list[Raw], n: int, runs: int, w
                 echo(f"throughput run {run + 1}/{runs}: Faust {variant}")
                 figures[f"faust_{variant}"].append(bench.faust_variant(variant, n, run))
             echo(f"throughput run {run + 1}/{runs}: full pipeline")
-            detail = bench.pipeline(n, run, profile_s=20.0 if run == 0 else 0.0)
+            detail = bench.pipeline(n, run)
             figures["pipeline"].append(detail["events_per_s"])
             details.append(detail)
+        median = {k: statistics.median(v) for k, v in figures.items()}
+        ratios = {"pipeline_vs_naive": round(median["pipeline"] / median["faust_naive"], 3),
+                  "pipeline_vs_minimal": round(median["pipeline"] / median["faust_minimal"], 3),
+                  "pipeline_vs_raw": round(median["pipeline"] / median["raw_consume"], 4)}
+        missed = ratios["pipeline_vs_naive"] < TARGETS["pipeline_vs_naive"] or \
+            ratios["pipeline_vs_minimal"] < TARGETS["pipeline_vs_minimal"]
+        profile = None
+        if missed:
+            # Where a target is missed, one more run says where the time went; sampling slows it, so its own
+            # figure is kept beside the profile, apart from the counted runs.
+            echo("throughput: one more pipeline run, profiled (not counted)")
+            profiled = bench.pipeline(n, runs, profile=True)
+            profile = {"events_per_s": round(profiled["events_per_s"], 1), **profiled["profile"]}
     finally:
         bench.close()
-    median = {k: statistics.median(v) for k, v in figures.items()}
-    ratios = {"pipeline_vs_naive": round(median["pipeline"] / median["faust_naive"], 3),
-              "pipeline_vs_minimal": round(median["pipeline"] / median["faust_minimal"], 3),
-              "pipeline_vs_raw": round(median["pipeline"] / median["raw_consume"], 4)}
-    missed = ratios["pipeline_vs_naive"] < TARGETS["pipeline_vs_naive"] or \
-        ratios["pipeline_vs_minimal"] < TARGETS["pipeline_vs_minimal"]
-    profile = details[0].get("profile") or {}
-    if profile.get("raw_file") and Path(profile["raw_file"]).exists():
-        profile = {"top_own_time": summarize_profile(profile["raw_file"]), "seconds": profile["seconds"]}
     return {
         "events": n, "runs": runs, "captured": len(captured), "load_s": round(load_s, 2),
         "settings": faust_settings(settings),
@@ -292,6 +328,5 @@ def run_throughput(settings: Settings, captured: list[Raw], n: int, runs: int, w
         "targets": TARGETS,
         "targets_met": not missed,
         "stages": [{k: d[k] for k in ("elapsed_s", "stage_drained_s", "records_in", "records_out")} for d in details],
-        # Where a target is missed, the pipeline's profile (py-spy, first run) says where the time went.
-        "profile": profile if missed else None,
+        "profile": profile,
     }

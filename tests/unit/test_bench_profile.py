@@ -1,0 +1,42 @@
+"""The benchmark's profile summary: py-spy's raw stacks per thread, read as own and inclusive shares."""
+
+from __future__ import annotations
+
+from trueup.bench.throughput import summarize_profile
+
+RAW = "\n".join([
+    "thread (11): MainThread;main (trueup/cli.py:708);process (streams/join_agent.py:91);dumps (streams/pickling.py:26) 6",
+    "thread (11): MainThread;main (trueup/cli.py:708);process (streams/join_agent.py:127);loads (streams/pickling.py:30) 3",
+    "thread (11): MainThread;main (trueup/cli.py:708);walk (streams/x.py:5);walk (streams/x.py:7) 1",
+    "thread (12): Thread-1;fetch (aiokafka/fetcher.py:216) 5",
+    "not a sample line",
+])
+
+
+def test_shares_are_of_the_main_thread_and_a_function_counts_once_per_stack_whatever_its_line():
+    summary = summarize_profile(RAW)
+    assert summary["samples_per_thread"] == {"MainThread": 10, "Thread-1": 5}
+    own = {row["function"]: row["share"] for row in summary["main_thread_own"]}
+    assert own == {"dumps (streams/pickling.py)": 0.6, "loads (streams/pickling.py)": 0.3, "walk (streams/x.py)": 0.1}
+    inclusive = {row["function"]: row["share"] for row in summary["main_thread_inclusive"]}
+    # process ran at two lines: one function holding 9 of the main thread's 10 samples; recursion counts once.
+    assert inclusive["process (streams/join_agent.py)"] == 0.9
+    assert inclusive["main (trueup/cli.py)"] == 1.0 and inclusive["walk (streams/x.py)"] == 0.1
+    assert "fetch (aiokafka/fetcher.py)" not in inclusive
+    assert [row["function"] for row in summary["main_thread_inclusive"]][0] == "main (trueup/cli.py)"
+
+
+def test_top_limits_the_rows_and_no_samples_gives_empty_lists():
+    assert len(summarize_profile(RAW, top=2)["main_thread_own"]) == 2
+    assert summarize_profile("") == {"samples_per_thread": {}, "main_thread_own": [], "main_thread_inclusive": []}
+
+
+def test_the_printed_figures_name_the_profiled_run_and_trueup_own_functions_only():
+    from trueup.bench.report import lines
+
+    throughput = {"events": 100, "runs": 1, "events_per_s": {"pipeline": 10.0},
+                  "ratios": {"pipeline_vs_naive": 0.1}, "targets": {"pipeline_vs_naive": 1.2, "pipeline_vs_minimal": 0.5},
+                  "stages": [], "settings": {}, "profile": {"events_per_s": 8.0, **summarize_profile(RAW)}}
+    [line] = [text for text in lines({"throughput": throughput}) if "profiled" in text]
+    assert line.startswith("  profiled run (not counted): 8 events/s")
+    assert "process (streams/join_agent.py) 90%" in line and "cli.py" not in line
