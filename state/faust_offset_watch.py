@@ -1,17 +1,19 @@
 """Watch the records an agent is handed for offsets passed over (state/offset_gaps.py), and say so.
 
 Faust edge: partitions are forgotten when revoked and when assigned, since an assignment seeks each to the
-group's commit, which another worker may have moved on meanwhile; holes the commit has passed are settled as
-lost against the consumer's own record of its commits. The agent must run with concurrency 1: two actors
-share one stream, and their interleaved records of a partition would look like holes.
+group's commit, which another worker may have moved on meanwhile; after every commit the holes it has passed
+are settled as lost against the consumer's own record of its commits. The agent must run with concurrency 1:
+two actors share one stream, and their interleaved records of a partition would look like holes.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import faust
+from faust.sensors import Sensor
 
 from state.offset_gaps import OffsetGaps
 
@@ -21,13 +23,15 @@ log = logging.getLogger(__name__)
 class OffsetWatch:
     """Records of `topics` seen in the order an agent is handed them. Per topic: `skipped` offsets passed over,
     `filled` read again into a hole since, `lost` passed by the group's commit first; missing(topic) is what is
-    still open."""
+    still open. on_lost(topic, count) is told of each partition's records settled as lost."""
 
-    def __init__(self, app: faust.App, topics: set[str]) -> None:
-        self.app, self.topics, self.gaps = app, frozenset(topics), OffsetGaps()
+    def __init__(self, app: faust.App, topics: set[str],
+                 on_lost: Callable[[str, int], None] = lambda topic, count: None) -> None:
+        self.app, self.topics, self.gaps, self.on_lost = app, frozenset(topics), OffsetGaps(), on_lost
         self.skipped: dict[str, int] = {}
         self.filled: dict[str, int] = {}
         self.lost: dict[str, int] = {}
+        app.sensors.add(_SettleOnCommit(self))
 
         async def forget(sender, tps, **kwargs) -> None:
             left = self.gaps.forget((tp.topic, tp.partition) for tp in tps)
@@ -63,6 +67,7 @@ class OffsetWatch:
             count = sum(end - start for start, end in ranges)
             _add(lost, topic, count)
             _add(self.lost, topic, count)
+            self.on_lost(topic, count)
             log.error("%d record(s) of %s[%d] were never handed to the agent and the group's commit passed them: "
                       "lost (offsets %s)", count, topic, partition,
                       ", ".join(f"{start}-{end - 1}" for start, end in ranges))
@@ -71,6 +76,17 @@ class OffsetWatch:
     def missing(self, topic: str) -> int:
         """Offsets of the topic passed over, not read again and not passed by the commit, on partitions held now."""
         return self.gaps.missing([tp for tp in self.gaps.holes if tp[0] == topic])
+
+
+class _SettleOnCommit(Sensor):
+    """Settles the watch's holes as each commit completes, when Faust has just recorded what it committed."""
+
+    def __init__(self, watch: OffsetWatch, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.watch = watch
+
+    def on_commit_completed(self, consumer, state) -> None:
+        self.watch.settle()
 
 
 def _add(totals: dict[str, int], topic: str, count: int) -> None:

@@ -191,11 +191,6 @@ class JoinAgents:
                 out[record["rule_id"]] = out.get(record["rule_id"], 0) + 1
         return out
 
-    def settle_offset_holes(self) -> None:
-        """Count the links records passed over that the group's commit has now passed: lost (logged by the watch)."""
-        for topic, count in self.offset_watch.settle().items():
-            self.metrics.records_lost.labels(topic).inc(count)
-
     async def send_due_rechecks(self) -> int:
         due = self.deadlines.due(self.watermarks.marks_after)
         for bucket in due:
@@ -227,7 +222,7 @@ class JoinAgents:
 def watch_links(app: faust.App, links_name: str, metrics) -> OffsetWatch:
     """The join's watch over the links topic, where every offset is a record (no transactions, no compaction), so
     an offset passed over is a record missing; its counts on /metrics from the start, at 0."""
-    watch = OffsetWatch(app, {links_name})
+    watch = OffsetWatch(app, {links_name}, on_lost=lambda topic, count: metrics.records_lost.labels(topic).inc(count))
     metrics.records_skipped.labels(links_name)
     metrics.records_lost.labels(links_name)
     metrics.records_missing.labels(links_name).set_function(lambda: watch.missing(links_name))

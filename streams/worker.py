@@ -65,7 +65,6 @@ def build_worker_app(settings: Settings, bootstrap: str, index: int, web_port: i
             deadlines, rows = await joins.rebuild_from_state()
             log.info("rebuilt %d alert deadlines and the verify sums of %d rows for the new assignment in %.1fs",
                      deadlines, rows, time.monotonic() - started)
-        joins.settle_offset_holes()  # the tick follows each commit: holes the commit passed are lost by now
         await watermarks.tick()
         for stage, seconds in watermarks.stage_times():
             metrics.watermark_stages.labels(stage).observe(seconds)

@@ -63,11 +63,6 @@ async def pause_one_partition():
     handed["pauses"] += 1
 
 
-@app.timer(interval=0.2)
-async def settle_holes():
-    watch.settle()  # as the worker's tick does after its commits: holes the commit passed are lost
-
-
 @app.page("/rewind")
 async def rewind(web, request):
     """Stop pausing, and read every input partition again from its start."""
