@@ -179,12 +179,6 @@ class Watermarks:
         times, self._stage_times = self._stage_times, []
         return times
 
-    def behind(self, system: str) -> list[dict]:
-        """The barriers a source's watermark waits on, stage by stage from raw (oldest first within a stage), and
-        the partitions each still waits for."""
-        return [{"covers_ms": b.covers_ms, "stage": stage_name(b.stage), "waiting_on": self._short_of(b)}
-                for (s, _), barriers in sorted(self.in_flight.items()) if s == system for b in barriers]
-
     def behind_by_stage(self, system: str) -> list[dict]:
         """One entry per stage, as /health shows it: a stage's oldest barrier holds the newer ones behind it, so
         only its partitions are listed; the rest are a count and a range."""
