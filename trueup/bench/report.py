@@ -66,11 +66,12 @@ def lines(result: dict) -> list[str]:
             out.append(f"  run {i + 1}: stages drained at {stage['stage_drained_s']} s")
         out.append("  settings: " + ", ".join(f"{k}={v}" for k, v in t["settings"].items()))
         profile = t.get("profile") or {}
-        if profile.get("main_thread_inclusive"):
-            top = [row for row in profile["main_thread_inclusive"] if "(streams/" in row["function"]
-                   or "(state/" in row["function"]][:8]
+        if profile.get("error"):
+            out.append(f"  profile: none, {profile['error']}")
+        elif profile:
+            top = profile["main_thread_inclusive_trueup"][:8]
             out.append(f"  profiled run (not counted): {profile['events_per_s']:,.0f} events/s; main thread, "
-                       "inclusive: " + ", ".join(f"{row['function']} {row['share']:.0%}" for row in top))
+                       "inclusive: " + (", ".join(f"{row['function']} {row['share']:.0%}" for row in top) or "no samples"))
     lat = result.get("latency")
     if lat:
         out.append(f"latency at {lat['rate_asked']:g} changes/s asked, {lat['rate_achieved']} achieved, "

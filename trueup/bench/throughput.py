@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -30,6 +31,7 @@ from trueup.stack import broker
 from trueup.stack.processes import free_port, port_open, spawn, stop
 
 RUN_TIMEOUT_S = 3600.0
+OWN_CODE = ("streams/", "state/", "connectors/")  # trueup's own modules, as py-spy names their files
 TARGETS = {"pipeline_vs_naive": 1.2, "pipeline_vs_minimal": 0.5}
 
 
@@ -144,8 +146,8 @@ class Bench:
         """The full worker (normalize, joins, rules, projections, alerts) over the n envelopes.
 
         Done when the raw records are all in and the group's lag (true ends) is zero on every topic it reads;
-        returns events/s, when each stage drained, the records per topic and, if asked, a profile of the whole
-        run (sampling slows the worker, so a profiled run's figure is not one of the counted runs).
+        returns events/s, when each stage drained, the records per topic and, if asked, a profile from the first
+        record in to the drain (sampling slows the worker, so a profiled run's figure is not a counted one).
         """
         app_id = f"bench-full-{run}"
         data_dir = self.work / f"full-{run}"
@@ -165,7 +167,8 @@ class Bench:
         stages = {"raw": set(self.topics), "links": {links_topic(app_id)}}
         first = None
         drained: dict[str, float] = {}
-        spy = None
+        sampler = Sampler(pid, data_dir) if profile else None
+        summary = None
         try:
             deadline = time.monotonic() + RUN_TIMEOUT_S
             while True:
@@ -177,8 +180,8 @@ class Bench:
                 raw_in = sum(v for t, v in records_in.items() if t in stages["raw"])
                 if first is None and raw_in > 0:
                     first = now
-                    if profile:
-                        spy = _profile(pid, data_dir / "profile.txt")
+                    if sampler:
+                        sampler.start()
                 lag = metrics.get("trueup_consumer_lag", {})
                 # A stage counts as drained only while every stage before it reads drained too: the links topic
                 # can read empty before the normalizer has flushed its last bundles, never after raw commits.
@@ -189,7 +192,11 @@ class Bench:
                 if raw_in >= n and len(drained) == len(stages):
                     break
                 time.sleep(0.25)
+            if sampler:
+                summary = sampler.finish()  # before the worker stops: its shutdown is no part of the run
         finally:
+            if sampler:
+                sampler.abandon()
             stop(pid)
             shutil.rmtree(data_dir / "worker-0", ignore_errors=True)
         elapsed = max(drained.values()) - first
@@ -197,7 +204,7 @@ class Bench:
                 "stage_drained_s": {s: round(t - first, 2) for s, t in drained.items()},
                 "records_in": {t: int(v) for t, v in sorted(records_in.items())},
                 "records_out": {t: int(v) for t, v in sorted(metrics.get("trueup_records_out_total", {}).items())},
-                "profile": _profile_summary(spy, data_dir / "profile.txt") if profile else None}
+                "profile": summary}
 
 
 def metrics_text(url: str, token: str | None = None, timeout_s: float = 5.0) -> str | None:
@@ -227,25 +234,44 @@ def scrape_topic_metrics(url: str) -> dict[str, dict[str, float]]:
     return out
 
 
-def _profile(pid: int, out: Path) -> subprocess.Popen | None:
-    """py-spy (when installed) sampling the worker, every thread, until the worker stops."""
-    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-    if not Path(spy).exists():
-        return None
-    return subprocess.Popen([spy, "record", "-p", str(pid), "-f", "raw", "-o", str(out), "--threads",
-                             "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+class Sampler:
+    """py-spy (when installed) sampling one process, every thread, from start() until finish()."""
 
+    def __init__(self, pid: int, folder: Path) -> None:
+        self.pid, self.out, self.log = pid, folder / "profile.txt", folder / "py-spy.log"
+        self.spy: subprocess.Popen | None = None
+        self.error: str | None = None
 
-def _profile_summary(spy: subprocess.Popen | None, out: Path) -> dict:
-    if spy is None:
-        return {"error": "py-spy is not installed"}
-    try:
-        spy.wait(timeout=60)  # it writes its file once the worker has gone
-    except subprocess.TimeoutExpired:
-        spy.kill()
-    if not out.exists():
-        return {"error": f"py-spy wrote no profile (exit {spy.returncode})"}
-    return summarize_profile(out.read_text())
+    def start(self) -> None:
+        spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+        if not Path(spy).exists():
+            self.error = "py-spy is not installed"
+            return
+        with self.log.open("wb") as log:
+            self.spy = subprocess.Popen([spy, "record", "-p", str(self.pid), "-f", "raw", "-o", str(self.out),
+                                         "--threads", "--nonblocking"], stdout=log, stderr=subprocess.STDOUT)
+
+    def finish(self) -> dict:
+        """Stop sampling (py-spy writes its file on SIGINT) and summarize; {"error": why} if there is nothing."""
+        if self.spy is None:
+            return {"error": self.error or "py-spy never started"}
+        self.spy.send_signal(signal.SIGINT)
+        try:
+            code = self.spy.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.abandon()
+            code = "killed after 60 s"
+        self.spy = None
+        if not self.out.exists():
+            tail = self.log.read_text(errors="replace").strip().splitlines()[-3:] if self.log.exists() else []
+            return {"error": f"py-spy wrote no profile (exit {code}): " + " / ".join(tail)}
+        return summarize_profile(self.out.read_text(), main_thread_id=self.pid)
+
+    def abandon(self) -> None:
+        if self.spy is not None:
+            self.spy.kill()
+            self.spy.wait()
+            self.spy = None
 
 
 def _function(frame: str) -> str:
@@ -254,10 +280,17 @@ def _function(frame: str) -> str:
     return f"{name} ({where.rsplit(':', 1)[0]})" if name else frame
 
 
-def summarize_profile(raw: str, top: int = 40) -> dict:
+def _thread(field: str) -> tuple[str, str]:
+    """'thread (11231): MainThread' -> ('11231', 'MainThread'); py-spy leaves the name out where it cannot read it."""
+    head, _, name = field.partition("): ")
+    return head.removeprefix("thread (").rstrip(")"), name
+
+
+def summarize_profile(raw: str, main_thread_id: int | None = None, top: int = 40) -> dict:
     """Where the worker's main thread went, from py-spy's raw output (with --threads): samples per thread, and
     as shares of the main thread's samples the functions on top of its stack (own time) and anywhere on it
-    (inclusive: a function and everything it called)."""
+    (inclusive: a function and everything it called), over every function and over trueup's own. The main
+    thread is the one named so or, where py-spy gives no name, the one whose id is the process id (Linux)."""
     threads: dict[str, int] = {}
     own: dict[str, int] = {}
     inclusive: dict[str, int] = {}
@@ -267,9 +300,11 @@ def summarize_profile(raw: str, top: int = 40) -> dict:
             continue
         thread, *frames = stack.split(";")
         n = int(count)
-        name = thread.rpartition(": ")[2]
+        tid, name = _thread(thread)
+        main = name == "MainThread" or tid == str(main_thread_id)
+        name = "MainThread" if main else name or f"thread {tid}"
         threads[name] = threads.get(name, 0) + n
-        if name != "MainThread" or not frames:
+        if not main or not frames:
             continue
         functions = [_function(f) for f in frames]
         own[functions[-1]] = own.get(functions[-1], 0) + n
@@ -281,8 +316,10 @@ def summarize_profile(raw: str, top: int = 40) -> dict:
         ranked = sorted(counts.items(), key=lambda kv: -kv[1])[:top]
         return [{"function": f, "share": round(c / main, 4)} for f, c in ranked]
 
+    ours = {f: c for f, c in inclusive.items() if f.rpartition(" (")[2].startswith(OWN_CODE)}
     return {"samples_per_thread": dict(sorted(threads.items(), key=lambda kv: -kv[1])),
-            "main_thread_own": shares(own), "main_thread_inclusive": shares(inclusive)}
+            "main_thread_own": shares(own), "main_thread_inclusive": shares(inclusive),
+            "main_thread_inclusive_trueup": shares(ours)}
 
 
 def run_throughput(settings: Settings, captured: list[Raw], n: int, runs: int, work: Path, echo=print) -> dict:
@@ -315,8 +352,11 @@ def run_throughput(settings: Settings, captured: list[Raw], n: int, runs: int, w
             # Where a target is missed, one more run says where the time went; sampling slows it, so its own
             # figure is kept beside the profile, apart from the counted runs.
             echo("throughput: one more pipeline run, profiled (not counted)")
-            profiled = bench.pipeline(n, runs, profile=True)
-            profile = {"events_per_s": round(profiled["events_per_s"], 1), **profiled["profile"]}
+            try:
+                profiled = bench.pipeline(n, runs, profile=True)
+                profile = {"events_per_s": round(profiled["events_per_s"], 1), **profiled["profile"]}
+            except Exception as exc:  # the counted runs stand without it
+                profile = {"error": f"the profiled run failed: {type(exc).__name__}: {exc}"}
     finally:
         bench.close()
     return {
