@@ -155,3 +155,21 @@ def test_the_join_agent_feeds_every_links_record_to_the_watch_and_its_metrics():
     assert 'trueup_records_skipped_total{topic="trueup-links"} 3.0' in text
     assert 'trueup_records_lost_total{topic="trueup-links"} 2.0' in text  # 2 and 3
     assert 'trueup_records_missing{topic="trueup-links"} 1.0' in text  # 4, above the commit
+
+
+def test_a_failure_while_settling_is_logged_and_never_reaches_faust_s_commit_path(caplog):
+    def refuse(topic: str, count: int) -> None:
+        raise RuntimeError("metrics are gone")
+
+    app = faust.App("offset-watch-fails", broker="kafka://127.0.0.1:1", web_enabled=False)
+    watch = OffsetWatch(app, {"links"}, on_lost=refuse)
+    watch.see(_message("links", 0, 0))
+    watch.see(_message("links", 0, 3))
+    consumer = app.consumer
+    consumer._committed_offset[TP("links", 0)] = 3
+    with caplog.at_level(logging.ERROR, logger="state.faust_offset_watch"):
+        consumer.app.sensors.on_commit_completed(consumer, consumer.app.sensors.on_commit_initiated(consumer))
+    assert watch.lost == {"links": 2}
+    failure = [r for r in caplog.records if r.exc_info]
+    assert [r.getMessage() for r in failure] == ["settling the offset watch's holes after a commit failed"]
+    assert "metrics are gone" in str(failure[0].exc_info[1])

@@ -36,23 +36,23 @@ def test_a_watermark_passes_raw_events_and_every_link_hop_before_it_moves():
     w = Watermarks(STAGES, per_stage=1)  # one barrier per stage, so the later one waits in raw
     e = ends(crm_accounts=5, crm_hb=3, ev_account=7, links=9)
     # First step notes the newest commit time; the barrier is built from ends read at the next one.
-    assert w.step({}, e, {"crm": 1_000, "erp": None}) == {} and w.behind_by_stage("crm") == []
+    assert w.step({}, e, {"crm": 1_000, "erp": None}) == {} and in_flight(w, "crm") == []
     assert w.step({}, e, {}) == {}
-    assert [b["stage"] for b in w.behind_by_stage("crm")] == ["raw"]
+    assert [stage for stage, _ in in_flight(w, "crm")] == ["raw"]
     w.step({("crm.accounts", 0): 5}, e, {})  # one raw partition passed, the heartbeat one not yet
     assert w.behind_by_stage("crm")[0]["waiting_on"] == [{"topic": "crm.hb", "partition": 0, "end": 3, "committed": 0}]
     committed = {("crm.accounts", 0): 5, ("crm.hb", 0): 3}
     assert w.step(committed, e, {"crm": 2_000}) == {}  # raw passed -> events
-    assert [b["stage"] for b in w.behind_by_stage("crm")] == ["entity writes"]  # 2_000 is noted: its barrier starts next step
+    assert [stage for stage, _ in in_flight(w, "crm")] == ["entity writes"]  # 2_000 is noted: its barrier starts next step
     w.step(committed, e, {})
-    assert [(b["stage"], b["covers_ms"]) for b in w.behind_by_stage("crm")] == [("raw", 2_000), ("entity writes", 1_000)]
+    assert in_flight(w, "crm") == [("raw", 2_000), ("entity writes", 1_000)]
     committed[("ev.account", 0)] = 7
     assert w.step(committed, e, {}) == {}  # events passed -> links hop 1, which has records not yet committed
-    assert [(b["stage"], b["covers_ms"]) for b in w.behind_by_stage("crm")] == [("entity writes", 2_000), ("links hop 1", 1_000)]
+    assert in_flight(w, "crm") == [("entity writes", 2_000), ("links hop 1", 1_000)]
     committed[("links", 0)] = 9
     # Both barriers pass every stage with nothing pending in the same step: the later link hops were idle.
     assert w.step(committed, e, {}) == {"crm": 2_000} and w.marks == {"crm": 2_000, "erp": -1}
-    assert w.behind_by_stage("crm") == []
+    assert in_flight(w, "crm") == []
 
 
 def test_a_barrier_passes_idle_stages_at_once_but_stops_at_one_with_records_pending():
@@ -60,10 +60,10 @@ def test_a_barrier_passes_idle_stages_at_once_but_stops_at_one_with_records_pend
     w.step({}, ends(crm_accounts=2), {"crm": 1_000})
     done_raw = {("crm.accounts", 0): 2}
     assert w.step(done_raw, ends(crm_accounts=2, ev_account=4), {}) == {}
-    assert [b["stage"] for b in w.behind_by_stage("crm")] == ["entity writes"]
+    assert [stage for stage, _ in in_flight(w, "crm")] == ["entity writes"]
     # The events were committed; the links topic got 3 records after those commits were read: they hold it.
     assert w.step({**done_raw, ("ev.account", 0): 4}, ends(crm_accounts=2, ev_account=4, links=3), {}) == {}
-    assert [b["stage"] for b in w.behind_by_stage("crm")] == ["links hop 1"]
+    assert [stage for stage, _ in in_flight(w, "crm")] == ["links hop 1"]
     everything = {**done_raw, ("ev.account", 0): 4, ("links", 0): 3}
     assert w.step(everything, ends(crm_accounts=2, ev_account=4, links=3), {}) == {"crm": 1_000}
 
@@ -86,12 +86,12 @@ def test_a_barrier_held_behind_a_busy_stage_still_counts_for_the_stages_it_has_p
     w.step({}, ends(crm_accounts=2), {"crm": 1_000})
     first = {("crm.accounts", 0): 2, ("ev.account", 0): 4}
     assert w.step(first, ends(crm_accounts=2, ev_account=4, links=3), {"crm": 2_000}) == {}
-    assert [(b["stage"], b["covers_ms"]) for b in w.behind_by_stage("crm")] == [("links hop 1", 1_000)]
+    assert in_flight(w, "crm") == [("links hop 1", 1_000)]
     w.step(first, ends(crm_accounts=5, ev_account=4, links=3), {})  # the 2_000 barrier starts at raw
     # Its raw and events stages are committed while the 1_000 barrier still holds links hop 1.
     second = {("crm.accounts", 0): 5, ("ev.account", 0): 4}
     assert w.step(second, ends(crm_accounts=5, ev_account=4, links=3), {}) == {}
-    assert [(b["stage"], b["covers_ms"]) for b in w.behind_by_stage("crm")] == [("entity writes", 2_000), ("links hop 1", 1_000)]
+    assert in_flight(w, "crm") == [("entity writes", 2_000), ("links hop 1", 1_000)]
     assert w.marks_after(0)["crm"] == 2_000 and w.marks_after(1)["crm"] == -1
 
 
@@ -134,12 +134,12 @@ def test_a_newer_barrier_starts_while_the_one_ahead_is_still_in_the_raw_stage():
     assert in_flight(w, "crm") == [("raw", 1_000), ("raw", 2_000)]
     # Committed past the first barrier's ends only: it moves on, the newer one stays.
     assert w.step({("crm.accounts", 0): 5}, ends(crm_accounts=7, ev_account=3), {}) == {}
-    assert [(b["stage"], b["covers_ms"]) for b in w.behind_by_stage("crm")] == [("raw", 2_000), ("entity writes", 1_000)]
+    assert in_flight(w, "crm") == [("raw", 2_000), ("entity writes", 1_000)]
     assert w.reached["crm"][:2] == [1_000, -1]
     done = {("crm.accounts", 0): 7, ("ev.account", 0): 3}
     # Both pass the raw stage and the entity writes in one step; the newer one stands for both from there.
     assert w.step(done, ends(crm_accounts=7, ev_account=3), {}) == {"crm": 2_000}
-    assert w.behind_by_stage("crm") == [] and w.marks["crm"] == 2_000
+    assert in_flight(w, "crm") == [] and w.marks["crm"] == 2_000
 
 
 def test_barriers_pass_a_stage_in_order_even_if_a_newer_one_s_targets_are_met_first():
@@ -162,7 +162,7 @@ def test_a_full_stage_starts_no_more_barriers_until_one_leaves():
         w.step({}, held, {"crm": t})
     assert [covers for _, covers in in_flight(w, "crm")] == [100, 200]
     w.step({("crm.accounts", 0): 9}, held, {})  # both leave together, the newest noted time starts next
-    assert [b["covers_ms"] for b in w.behind_by_stage("crm")] == [] and w.marks["crm"] == 200
+    assert in_flight(w, "crm") == [] and w.marks["crm"] == 200
     w.step({("crm.accounts", 0): 9}, held, {})
     assert w.marks["crm"] == 900
 
@@ -197,7 +197,7 @@ def test_a_barrier_held_by_a_full_stage_is_timed_once_for_the_stage_it_passed():
     for step in range(2, 5):
         now[0] = step
         w.step({("crm.accounts", 0): 4}, ends(crm_accounts=4, ev_account=5), {})  # passed at 2, then held
-    assert [(b["stage"], b["covers_ms"]) for b in w.behind_by_stage("crm")] == [("raw", 2_000), ("entity writes", 1_000)]
+    assert in_flight(w, "crm") == [("raw", 2_000), ("entity writes", 1_000)]
     assert w.stage_times() == [("raw", 1.0)]
 
 
