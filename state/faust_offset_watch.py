@@ -59,19 +59,16 @@ class OffsetWatch:
             log.debug("record %d of %s[%d] read again into a hole", message.offset, message.topic, message.partition)
         return skipped
 
-    def settle(self) -> dict[str, int]:
-        """Holes the group's commit has passed, taken out and logged as lost; the records lost per topic."""
+    def settle(self) -> None:
+        """Holes the group's commit has passed, taken out, logged as lost, added to `lost` and told to on_lost."""
         committed = getattr(self.app.consumer, "_committed_offset", {})
-        lost: dict[str, int] = {}
         for (topic, partition), ranges in sorted(self.gaps.settle(committed.get).items()):
             count = sum(end - start for start, end in ranges)
-            _add(lost, topic, count)
             _add(self.lost, topic, count)
             self.on_lost(topic, count)
             log.error("%d record(s) of %s[%d] were never handed to the agent and the group's commit passed them: "
                       "lost (offsets %s)", count, topic, partition,
                       ", ".join(f"{start}-{end - 1}" for start, end in ranges))
-        return lost
 
     def missing(self, topic: str) -> int:
         """Offsets of the topic passed over, not read again and not passed by the commit, on partitions held now."""
