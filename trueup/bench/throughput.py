@@ -310,11 +310,11 @@ def summarize_profile(raw: str, main_thread_id: int | None = None, top: int = 40
         own[functions[-1]] = own.get(functions[-1], 0) + n
         for function in set(functions):
             inclusive[function] = inclusive.get(function, 0) + n
-    main = threads.get("MainThread", 0)
+    main_samples = threads.get("MainThread", 0)
 
     def shares(counts: dict[str, int]) -> list[dict]:
         ranked = sorted(counts.items(), key=lambda kv: -kv[1])[:top]
-        return [{"function": f, "share": round(c / main, 4)} for f, c in ranked]
+        return [{"function": f, "share": round(c / main_samples, 4)} for f, c in ranked]
 
     ours = {f: c for f, c in inclusive.items() if f.rpartition(" (")[2].startswith(OWN_CODE)}
     return {"samples_per_thread": dict(sorted(threads.items(), key=lambda kv: -kv[1])),
