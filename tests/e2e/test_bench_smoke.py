@@ -11,8 +11,9 @@ import sys
 
 
 def test_bench_smoke_writes_figures_for_every_part(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "trueup.cli", "bench", "--smoke", "--out", str(tmp_path)],
-                         capture_output=True, text=True, timeout=900)
+    # Two snapshot workers: each counts its own partitions, and the run must add them up to finish at all.
+    out = subprocess.run([sys.executable, "-m", "trueup.cli", "bench", "--smoke", "--snapshot-workers", "2",
+                          "--out", str(tmp_path)], capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]
     [result_file] = tmp_path.glob("bench-*.json")
     [chart] = tmp_path.glob("bench-*.png")
@@ -41,5 +42,6 @@ def test_bench_smoke_writes_figures_for_every_part(tmp_path):
     stages = latency["watermark_stage_mean_s"]
     assert stages["raw"]["count"] > 0 and stages["links hop 3"]["count"] > 0 and stages["raw"]["mean_s"] >= 0
     snapshot = result["snapshot"]
-    assert snapshot["rows"] == 3000 and snapshot["rows_per_s"] > 0
+    assert snapshot["rows"] == 3000 and snapshot["rows_per_s"] > 0 and snapshot["workers"] == 2
     assert "throughput over 3000 events" in out.stdout and "snapshot of 3000 rows" in out.stdout
+    assert "rows/s end to end with 2 workers" in out.stdout

@@ -87,6 +87,7 @@ def lines(result: dict) -> list[str]:
                        + ", ".join(f"{stage} {s['mean_s']} (n={s['count']})" for stage, s in stages.items()))
     snap = result.get("snapshot")
     if snap:
+        workers = snap.get("workers", 1)
         out.append(f"snapshot of {snap['rows']} rows: {snap['elapsed_s']} s, {snap['rows_per_s']} rows/s end to end "
-                   f"(target {snap['target_rows_per_s']})")
+                   f"with {workers} worker{'s' if workers > 1 else ''} (target {snap['target_rows_per_s']})")
     return out

@@ -65,7 +65,7 @@ def capture(settings: Settings, bootstrap: str) -> list[Raw]:
 
 def run_bench(settings: Settings, out: Path, events: int, runs: int, latency_rate: float, latency_s: float,
               snapshot_rows: int, parts: tuple[str, ...] = PARTS, echo=print,
-              input_file: Path | None = None) -> tuple[dict, Path, Path]:
+              input_file: Path | None = None, snapshot_workers: int = 1) -> tuple[dict, Path, Path]:
     """Run the parts; the throughput input comes from the latency stack, or from `input_file` when given."""
     started = datetime.now(timezone.utc)
     token = settings.api.token.get_secret_value() if settings.api.token else None
@@ -93,7 +93,7 @@ def run_bench(settings: Settings, out: Path, events: int, runs: int, latency_rat
         if "snapshot" in parts:
             stack = _stack(settings, work / "snapshot", echo)
             try:
-                result["snapshot"] = snapshot.measure(stack, snapshot_rows, echo)
+                result["snapshot"] = snapshot.measure(stack, snapshot_rows, echo, snapshot_workers)
             finally:
                 _remove(stack)
     finally:

@@ -1,8 +1,9 @@
 """Snapshot: N rows in a source table before the connectors start, timed until the pipeline has them all.
 
 The clock starts when the connectors start (the rows arrive by Debezium's initial snapshot) and stops when
-the worker has consumed every row and the group's lag (true end offsets) is zero on every topic it reads:
-end to end, connector and pipeline together.
+the workers have consumed every row between them and each one's lag (true end offsets) is zero on every topic
+it reads: end to end, connector and pipeline together. Each worker counts only its own partitions, so the
+counts of every worker are summed.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ def load_accounts(dsn: str, rows: int) -> None:
                      (rows,))
 
 
-def measure(stack, rows: int, echo=print) -> dict:
+def measure(stack, rows: int, echo=print, workers: int = 1) -> dict:
     marks: dict[str, float] = {}
 
     def before_connectors(stack, state) -> None:
@@ -30,22 +31,29 @@ def measure(stack, rows: int, echo=print) -> dict:
         load_accounts(stack.dsn("crm", state), rows)
         marks["connectors_start"] = time.monotonic()
 
-    stack.up(workers=1, before_connectors=before_connectors)
+    stack.up(workers=workers, before_connectors=before_connectors)
     marks["up"] = time.monotonic()
-    api = stack.status()["api"]["url"]
-    while True:
-        metrics = scrape_topic_metrics(api + "/metrics")
-        counted = _accounts_counted(api)
-        # Heartbeat topics never stay drained while connectors run; the data and links topics must.
-        lag = {t: v for t, v in metrics.get("trueup_consumer_lag", {}).items() if "heartbeat" not in t}
-        if counted >= rows and lag and all(v == 0 for v in lag.values()):
-            break
+    urls = [c["url"] for c in stack.status()["components"] if c["name"].startswith("worker-")]
+    while not _all_counted(urls, rows):
         time.sleep(0.5)
     done = time.monotonic()
     elapsed = done - marks["connectors_start"]
     return {"rows": rows, "elapsed_s": round(elapsed, 2), "rows_per_s": round(rows / elapsed, 1),
             "connector_snapshot_and_start_s": round(marks["up"] - marks["connectors_start"], 2),
-            "target_rows_per_s": 8000}
+            "workers": workers, "target_rows_per_s": 8000}
+
+
+def _all_counted(urls: list[str], rows: int) -> bool:
+    """The workers' counts add up to every row, and none of them has a record left to read."""
+    counted = 0
+    for url in urls:
+        # Heartbeat topics never stay drained while connectors run; the data and links topics must.
+        lag = {t: v for t, v in scrape_topic_metrics(url + "/metrics").get("trueup_consumer_lag", {}).items()
+               if "heartbeat" not in t}
+        if not lag or any(v != 0 for v in lag.values()):
+            return False
+        counted += _accounts_counted(url)
+    return counted >= rows
 
 
 def _accounts_counted(api: str) -> int:
