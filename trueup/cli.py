@@ -653,6 +653,8 @@ SMOKE = {"events": 3000, "runs": 1, "latency_rate": 40.0, "latency_s": 8.0, "sna
 @click.option("--latency-rate", type=click.FloatRange(1, 5000), default=1000.0, show_default=True,
               help="Source changes per second for the latency run.")
 @click.option("--latency-seconds", "latency_s", type=click.FloatRange(1, 3600), default=60.0, show_default=True)
+@click.option("--latency-workers", type=click.IntRange(1, 4), default=1, show_default=True,
+              help="Workers sharing the latency run's partitions.")
 @click.option("--snapshot-rows", type=click.IntRange(100), default=1_000_000, show_default=True)
 @click.option("--snapshot-workers", type=click.IntRange(1, 4), default=1, show_default=True,
               help="Workers sharing the snapshot's partitions.")
@@ -664,8 +666,8 @@ SMOKE = {"events": 3000, "runs": 1, "latency_rate": 40.0, "latency_s": 8.0, "sna
               help="Throughput input saved by an earlier run (<out>/bench-input.jsonl) instead of a new capture.")
 @click.pass_obj
 @_fail_cleanly
-def bench(obj: Context, events, runs, latency_rate, latency_s, snapshot_rows, snapshot_workers, parts, smoke, out,
-          input_file) -> None:
+def bench(obj: Context, events, runs, latency_rate, latency_s, latency_workers, snapshot_rows, snapshot_workers,
+          parts, smoke, out, input_file) -> None:
     """Measure throughput against baselines, commit-to-alert latency and snapshot speed; print figures."""
     import signal
 
@@ -683,7 +685,7 @@ def bench(obj: Context, events, runs, latency_rate, latency_s, snapshot_rows, sn
     result, json_path, png_path = run_bench(obj.settings, out.resolve(), events, runs, latency_rate, latency_s,
                                             snapshot_rows, tuple(parts) or PARTS,
                                             echo=lambda text: click.echo(text, err=True), input_file=input_file,
-                                            snapshot_workers=snapshot_workers)
+                                            snapshot_workers=snapshot_workers, latency_workers=latency_workers)
     for line in lines(result):
         click.echo(line)
     click.echo(f"result: {json_path}\nchart:  {png_path}")

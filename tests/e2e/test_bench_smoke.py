@@ -11,9 +11,11 @@ import sys
 
 
 def test_bench_smoke_writes_figures_for_every_part(tmp_path):
-    # Two snapshot workers: each counts its own partitions, and the run must add them up to finish at all.
-    out = subprocess.run([sys.executable, "-m", "trueup.cli", "bench", "--smoke", "--snapshot-workers", "2",
-                          "--out", str(tmp_path)], capture_output=True, text=True, timeout=900)
+    # Two workers for the latency and snapshot stacks. Each counts only its own partitions, so the snapshot
+    # must add them up to finish at all; the latency run's watermarks are the group's, whoever reads them.
+    out = subprocess.run([sys.executable, "-m", "trueup.cli", "bench", "--smoke", "--latency-workers", "2",
+                          "--snapshot-workers", "2", "--out", str(tmp_path)], capture_output=True, text=True,
+                         timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]
     [result_file] = tmp_path.glob("bench-*.json")
     [chart] = tmp_path.glob("bench-*.png")
@@ -36,6 +38,7 @@ def test_bench_smoke_writes_figures_for_every_part(tmp_path):
         assert any("(streams/join_agent.py)" in row["function"] for row in profile["main_thread_inclusive_trueup"])
         assert "profiled run (not counted)" in out.stdout
     latency = result["latency"]
+    assert latency["workers"] == 2 and ", 2 workers:" in out.stdout
     assert latency["changes_written"] > 0 and latency["commit_to_event_s"]["count"] > 0
     assert latency["commit_to_event_s"]["p50"] > 0 and latency["commit_to_projection_s"]["count"] > 0
     # Where the alerts' wait went: barriers timed through the raw stage and the last link hop during the run.

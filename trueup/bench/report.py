@@ -74,8 +74,9 @@ def lines(result: dict) -> list[str]:
                        "inclusive: " + (", ".join(f"{row['function']} {row['share']:.0%}" for row in top) or "no samples"))
     lat = result.get("latency")
     if lat:
+        workers = lat.get("workers", 1)
         out.append(f"latency at {lat['rate_asked']:g} changes/s asked, {lat['rate_achieved']} achieved, "
-                   f"{lat['changes_written']} changes:")
+                   f"{lat['changes_written']} changes, {workers} worker{'s' if workers > 1 else ''}:")
         for stage in ("commit_to_event_s", "commit_to_projection_s", "commit_to_alert_s"):
             s = lat[stage]
             out.append(f"  {stage:24} n={s['count']:<6} p50={s['p50']} p95={s['p95']} p99={s['p99']}")

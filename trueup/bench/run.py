@@ -65,7 +65,8 @@ def capture(settings: Settings, bootstrap: str) -> list[Raw]:
 
 def run_bench(settings: Settings, out: Path, events: int, runs: int, latency_rate: float, latency_s: float,
               snapshot_rows: int, parts: tuple[str, ...] = PARTS, echo=print,
-              input_file: Path | None = None, snapshot_workers: int = 1) -> tuple[dict, Path, Path]:
+              input_file: Path | None = None, snapshot_workers: int = 1,
+              latency_workers: int = 1) -> tuple[dict, Path, Path]:
     """Run the parts; the throughput input comes from the latency stack, or from `input_file` when given."""
     started = datetime.now(timezone.utc)
     token = settings.api.token.get_secret_value() if settings.api.token else None
@@ -77,10 +78,11 @@ def run_bench(settings: Settings, out: Path, events: int, runs: int, latency_rat
             echo("starting a stack for the latency run (its raw records are the throughput input)")
             stack = _stack(settings, work / "stack", echo)
             try:
-                stack.up(workers=1)
+                stack.up(workers=latency_workers)
                 status = stack.status()
                 result["latency"] = latency.measure(settings, status, latency_rate, latency_s,
                                                     seed=int(time.time()), echo=echo, token=token)
+                result["latency"]["workers"] = latency_workers
                 captured = capture(settings, status["kafka"]["bootstrap"])
                 out.mkdir(parents=True, exist_ok=True)
                 envelopes.save(captured, out / "bench-input.jsonl")
