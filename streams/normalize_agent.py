@@ -19,6 +19,7 @@ from state.pickled_table import PickledTable
 from streams import join_topology, link_bundles
 from streams.dead_letters import ORIGINAL_TOPIC_HEADER, dead_letter
 from streams.encoding import Encoder
+from streams.events_drain import ENTITY_WRITE_HEADER, ON_LINKS
 from streams.mapping import ENTITY_RECORDS, Mapping
 from streams.metric_tally import Tally
 from streams.metrics import WorkerMetrics
@@ -136,7 +137,8 @@ def register(app: faust.App, settings: Settings, mapping: Mapping, metrics: Work
             key=outcome.entity_id.encode(),
             value=value,
             headers=[("correlation_id", canonical["correlation_id"].encode()),
-                     ("idempotency_key", canonical["idempotency_key"].encode())],
+                     ("idempotency_key", canonical["idempotency_key"].encode()),
+                     (ENTITY_WRITE_HEADER, ON_LINKS)],
         )
         writes.append(join_topology.entity_message(canonical))
         normalized_latency.observe(max(0.0, time.time() - canonical["source_ts"] / 1000))

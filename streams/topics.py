@@ -29,10 +29,15 @@ def links_topic(app_id: str) -> str:
     return f"{app_id}-links"
 
 
+def events_topics(settings) -> tuple[str, ...]:
+    """The canonical events topics, one per entity type."""
+    return tuple(f"{settings.topics.events_prefix}.{e}" for e in ENTITY_TYPES)
+
+
 def join_input_topics(settings) -> tuple[str, ...]:
     """What the join agent reads: the links topic, and the canonical events topics while told to drain them."""
-    events = tuple(f"{settings.topics.events_prefix}.{e}" for e in ENTITY_TYPES)
-    return (*(events if settings.worker.join_reads_events else ()), links_topic(settings.worker.app_id))
+    events = events_topics(settings) if settings.worker.join_reads_events else ()
+    return (*events, links_topic(settings.worker.app_id))
 
 
 def catalog(mapping: Mapping, sources: list[str], topics, partitions: int, app_id: str = "trueup") -> list[TopicSpec]:

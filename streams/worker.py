@@ -10,10 +10,12 @@ import uvloop
 
 from aiohttp import web
 
+from state.committed_tails import first_past_committed
 from state.faust_settled import tables_settled
 from streams import api, gc_tuning, join_agent, normalize_agent
 from streams.app import create_app
 from streams.encoding import Encoder
+from streams.events_drain import refusal, unjoined
 from streams.mapping import load_mapping
 from streams.metrics import WorkerMetrics
 from streams.raw_counts import RawCounts
@@ -22,11 +24,12 @@ from streams.commit_signal import CommitSignal, follow_commits
 from streams.scheduled_verify import ScheduledVerify
 from streams.verify_specs import entity_specs
 from streams.topic_sensor import TopicCounts
+from streams.topics import events_topics
 from streams.verify_sums import LiveSums
 from trueup import logs
 from streams.health import SlotLag, sources_health
 from streams.watermark_tracker import WatermarkTracker
-from trueup.settings import Settings
+from trueup.settings import Settings, SettingsError
 
 log = logging.getLogger("trueup.worker")
 
@@ -120,6 +123,15 @@ def build_worker_app(settings: Settings, bootstrap: str, index: int, web_port: i
     query_api = QueryApi(app, settings, joins.buckets, joins.alert_index, local_health, source_health, live_sums)
     api.register(app, query_api, {"/counts": counts_view, "/metrics": metrics_view})
     return app
+
+
+def refuse_unjoined_events(settings: Settings, bootstrap: str, config_file: str | None) -> None:
+    """Fail at start where the events topics hold changes an earlier version left for its join and this group's
+    join, not reading them, would never see (README, Joins: upgrading)."""
+    group = settings.worker.app_id
+    found = unjoined(first_past_committed(bootstrap, group, list(events_topics(settings))))
+    if found:
+        raise SettingsError(refusal(found, group, settings.topics.events_prefix, config_file))
 
 
 def run_worker(settings: Settings, bootstrap: str, index: int, web_port: int, loglevel: str = "info") -> None:
