@@ -4,8 +4,9 @@ read them. Pure: no Kafka.
 The join reads each change's entity write from the links topic; the normalizer marks every canonical event it
 sends with ENTITY_WRITE_HEADER, saying that write went there. A version whose join read the events topics sent
 no such header, and its consumer group committed offsets on them. So where the group's first record past its
-commit on an events partition has no header, the join has not read that change from anywhere, and a worker
-must not start without `worker.join_reads_events` (README, Joins: upgrading).
+commit on an events partition has no header, the join may never have read that change, and a worker must not
+start without `worker.join_reads_events` (README, Joins: upgrading). Events sent by the versions between the
+links topic and the header lack it too, though they were joined: a group that ran one is refused once.
 """
 
 from __future__ import annotations

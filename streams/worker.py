@@ -9,6 +9,7 @@ import faust
 import uvloop
 
 from aiohttp import web
+from confluent_kafka import KafkaException
 
 from state.committed_tails import first_past_committed
 from state.faust_settled import tables_settled
@@ -129,7 +130,11 @@ def refuse_unjoined_events(settings: Settings, bootstrap: str, config_file: str 
     """Fail at start where the events topics hold changes an earlier version left for its join and this group's
     join, not reading them, would never see (README, Joins: upgrading)."""
     group = settings.worker.app_id
-    found = unjoined(first_past_committed(bootstrap, group, list(events_topics(settings))))
+    try:
+        found = unjoined(first_past_committed(bootstrap, group, list(events_topics(settings))))
+    except (KafkaException, TimeoutError, RuntimeError) as exc:
+        raise SettingsError(f"cannot check setting worker.join_reads_events against group {group}'s commits on "
+                            f"the events topics at {bootstrap}: {exc}") from None
     if found:
         raise SettingsError(refusal(found, group, settings.topics.events_prefix, config_file))
 

@@ -15,7 +15,7 @@ import urllib.request
 
 import psycopg
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from connectors.debezium_runner import kafka_producer
 from streams.encoding import Encoder
@@ -101,7 +101,8 @@ def test_events_an_earlier_version_left_are_joined_only_while_the_join_drains_th
             wait_until(lambda: entity(url, "account", account_id)[0], lambda got: got == 200, 120,
                        f"{account_id} joined without the setting")
         stop_worker(state.workers[0])
-        past = [first_past_commit(state.bootstrap, group, "trueup.events.account", p) for p in range(4)]
+        past = [first_past_commit(state.bootstrap, group, "trueup.events.account", p)
+                for p in range(stack.settings.kafka.partitions)]
         marked = [headers for headers in past if headers is not None]
         assert marked and all(("entity_write", b"links") in headers for headers in marked), past
         start_worker(stack, state)
@@ -155,7 +156,10 @@ def first_past_commit(bootstrap: str, group: str, topic: str, partition: int) ->
             msg = consumer.poll(1.0)
             if msg is None:
                 continue
-            return None if msg.error() else tuple(msg.headers() or ())
+            if msg.error() is not None:
+                assert msg.error().code() == KafkaError._PARTITION_EOF, msg.error()
+                return None
+            return tuple(msg.headers() or ())
         raise TimeoutError(f"nothing read from {topic}[{partition}] at {at}")
     finally:
         consumer.close()

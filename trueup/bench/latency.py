@@ -14,8 +14,7 @@ import time
 
 from state.topic_end import read_to_end
 from streams.encoding import Encoder
-from streams.mapping import ENTITY_TYPES
-from streams.topics import PROJECTIONS
+from streams.topics import PROJECTIONS, events_topics
 from streams.values import epoch_ms
 from trueup.bench import watermark_stages
 from trueup.bench.stats import summary
@@ -57,7 +56,7 @@ def measure(settings: Settings, stack_status: dict, rate: float, duration_s: flo
     prefix = settings.topics
     commit_of: dict[str, int] = {}
     to_event: list[float] = []
-    for r in read_to_end(bootstrap, [f"{prefix.events_prefix}.{e}" for e in ENTITY_TYPES], timeout_s=600):
+    for r in read_to_end(bootstrap, list(events_topics(settings)), timeout_s=600):
         _, event = encoder.decode(r.value)
         source_ms = epoch_ms(event["source_ts"])
         if source_ms < window_start:

@@ -95,7 +95,7 @@ def run_bench(settings: Settings, out: Path, events: int, runs: int, latency_rat
         if "snapshot" in parts:
             stack = _stack(settings, work / "snapshot", echo)
             try:
-                result["snapshot"] = snapshot.measure(stack, snapshot_rows, echo, snapshot_workers)
+                result["snapshot"] = snapshot.measure(stack, snapshot_rows, echo, snapshot_workers, token)
             finally:
                 _remove(stack)
     finally:

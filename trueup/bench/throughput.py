@@ -219,9 +219,9 @@ def metrics_text(url: str, token: str | None = None, timeout_s: float = 5.0) -> 
         return None
 
 
-def scrape_topic_metrics(url: str) -> dict[str, dict[str, float]]:
+def scrape_topic_metrics(url: str, token: str | None = None) -> dict[str, dict[str, float]]:
     """{family: {topic label: value}} of the topic-labelled families we read; {} while the worker starts."""
-    text = metrics_text(url)
+    text = metrics_text(url, token)
     if text is None:
         return {}
     out: dict[str, dict[str, float]] = {}
