@@ -29,14 +29,14 @@ def links_topic(app_id: str) -> str:
     return f"{app_id}-links"
 
 
-def events_topics(settings) -> tuple[str, ...]:
-    """The canonical events topics, one per entity type."""
-    return tuple(f"{settings.topics.events_prefix}.{e}" for e in ENTITY_TYPES)
+def events_topics(topics) -> list[str]:
+    """The canonical events topics, one per entity type, named from the topics settings."""
+    return [f"{topics.events_prefix}.{e}" for e in ENTITY_TYPES]
 
 
 def join_input_topics(settings) -> tuple[str, ...]:
     """What the join agent reads: the links topic, and the canonical events topics while told to drain them."""
-    events = events_topics(settings) if settings.worker.join_reads_events else ()
+    events = events_topics(settings.topics) if settings.worker.join_reads_events else ()
     return (*events, links_topic(settings.worker.app_id))
 
 
@@ -47,7 +47,7 @@ def catalog(mapping: Mapping, sources: list[str], topics, partitions: int, app_i
         prefix = mapping.sources[name].topic_prefix
         for t in mapping.sources[name].control_topics:
             specs.append(TopicSpec(t, 1 if t == f"__debezium-heartbeat.{prefix}" else partitions))
-    specs += [TopicSpec(f"{topics.events_prefix}.{entity}", partitions) for entity in ENTITY_TYPES]
+    specs += [TopicSpec(t, partitions) for t in events_topics(topics)]
     specs += [TopicSpec(f"{topics.projections_prefix}.{p}", partitions, compacted=True) for p in PROJECTIONS]
     specs.append(TopicSpec(topics.alerts, partitions, compacted=True))
     specs.append(TopicSpec(topics.dlq, partitions))

@@ -128,10 +128,12 @@ def build_worker_app(settings: Settings, bootstrap: str, index: int, web_port: i
 
 def refuse_unjoined_events(settings: Settings, bootstrap: str, config_file: str | None) -> None:
     """Fail at start where the events topics hold changes an earlier version left for its join and this group's
-    join, not reading them, would never see (README, Joins: upgrading)."""
+    join, not reading them (worker.join_reads_events off), would never see (README, Joins: upgrading)."""
+    if settings.worker.join_reads_events:
+        return
     group = settings.worker.app_id
     try:
-        found = unjoined(first_past_committed(bootstrap, group, list(events_topics(settings))))
+        found = unjoined(first_past_committed(bootstrap, group, events_topics(settings.topics)))
     except (KafkaException, TimeoutError, RuntimeError) as exc:
         raise SettingsError(f"cannot check setting worker.join_reads_events against group {group}'s commits on "
                             f"the events topics at {bootstrap}: {exc}") from None

@@ -322,9 +322,8 @@ def worker(obj: Context, index: int, web_port: int | None, loglevel: str) -> Non
     settings = obj.settings
     if not settings.kafka.bootstrap:
         raise click.ClickException("TRUEUP_KAFKA__BOOTSTRAP is not set: the worker needs a Kafka")
-    if not settings.worker.join_reads_events:
-        # --config also reads TRUEUP_CONFIG, so this is the file whichever way it was named.
-        refuse_unjoined_events(settings, settings.kafka.bootstrap, str(obj.config_file) if obj.config_file else None)
+    # --config also reads TRUEUP_CONFIG, so this is the file whichever way it was named.
+    refuse_unjoined_events(settings, settings.kafka.bootstrap, str(obj.config_file) if obj.config_file else None)
     port = web_port or (settings.api.port + index)
     run_worker(settings, settings.kafka.bootstrap, index, port, loglevel)
 

@@ -56,7 +56,7 @@ def measure(settings: Settings, stack_status: dict, rate: float, duration_s: flo
     prefix = settings.topics
     commit_of: dict[str, int] = {}
     to_event: list[float] = []
-    for r in read_to_end(bootstrap, list(events_topics(settings)), timeout_s=600):
+    for r in read_to_end(bootstrap, events_topics(settings.topics), timeout_s=600):
         _, event = encoder.decode(r.value)
         source_ms = epoch_ms(event["source_ts"])
         if source_ms < window_start:

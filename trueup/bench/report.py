@@ -74,9 +74,8 @@ def lines(result: dict) -> list[str]:
                        "inclusive: " + (", ".join(f"{row['function']} {row['share']:.0%}" for row in top) or "no samples"))
     lat = result.get("latency")
     if lat:
-        workers = lat.get("workers", 1)
         out.append(f"latency at {lat['rate_asked']:g} changes/s asked, {lat['rate_achieved']} achieved, "
-                   f"{lat['changes_written']} changes, {workers} worker{'s' if workers > 1 else ''}:")
+                   f"{lat['changes_written']} changes, {_workers(lat)}:")
         for stage in ("commit_to_event_s", "commit_to_projection_s", "commit_to_alert_s"):
             s = lat[stage]
             out.append(f"  {stage:24} n={s['count']:<6} p50={s['p50']} p95={s['p95']} p99={s['p99']}")
@@ -88,7 +87,12 @@ def lines(result: dict) -> list[str]:
                        + ", ".join(f"{stage} {s['mean_s']} (n={s['count']})" for stage, s in stages.items()))
     snap = result.get("snapshot")
     if snap:
-        workers = snap.get("workers", 1)
         out.append(f"snapshot of {snap['rows']} rows: {snap['elapsed_s']} s, {snap['rows_per_s']} rows/s end to end "
-                   f"with {workers} worker{'s' if workers > 1 else ''} (target {snap['target_rows_per_s']})")
+                   f"with {_workers(snap)} (target {snap['target_rows_per_s']})")
     return out
+
+
+def _workers(part: dict) -> str:
+    """'1 worker' or 'N workers': a part's worker count, one for result files from before it was kept."""
+    count = part.get("workers", 1)
+    return f"{count} worker{'s' if count > 1 else ''}"
