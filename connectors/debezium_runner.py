@@ -15,6 +15,8 @@ from confluent_kafka import KafkaException, Producer
 from connectors.debezium_config import ConnectorConfig, engine_properties
 from connectors.metrics_server import serve_metrics
 from connectors.status import ConnectorStatus, StatusWriter
+from streams.mapping import HEARTBEAT_TABLE
+from streams.watermarks import acked_mark, commit_ts_ms
 
 log = logging.getLogger("trueup.connect.debezium")
 
@@ -73,13 +75,25 @@ def is_snapshot_record(value: str | None) -> bool:
     return bool(match) and (match.group(1) in SNAPSHOT_MARKERS or match.group(1) == "last")
 
 
-class KafkaForwarder:
-    """Debezium change handler: produce a batch, wait for every ack, only then let offsets commit."""
+def mark_topic(config: ConnectorConfig) -> str:
+    """Debezium's heartbeat topic, where the runner's acknowledged marks go beside Debezium's own heartbeats."""
+    return f"{config.values.get('topic.heartbeat.prefix', '__debezium-heartbeat')}.{config.topic_prefix}"
 
-    def __init__(self, producer: Producer, status: ConnectorStatus, flush_timeout_s: float = 300.0) -> None:
+
+class KafkaForwarder:
+    """Debezium change handler: produce a batch, wait for every ack, only then let offsets commit.
+
+    With a mark topic, each acknowledged batch is followed by a mark of its newest commit time: the watermark reads
+    only marks and heartbeat rows, and a heartbeat row is sent only once the records before it are acknowledged, so
+    neither can reach the broker ahead of a record it covers.
+    """
+
+    def __init__(self, producer: Producer, status: ConnectorStatus, flush_timeout_s: float = 300.0,
+                 mark_topic: str | None = None) -> None:
         self.producer = producer
         self.status = status
         self.flush_timeout_s = flush_timeout_s
+        self.mark_topic = mark_topic
 
     def handleJsonBatch(self, records) -> None:  # noqa: N802 (the Java callback's name)
         failures: list[str] = []
@@ -90,29 +104,25 @@ class KafkaForwarder:
 
         last_value = None
         snapshot_records = 0
+        values: list[str | None] = []
         for record in records:
             topic = str(record.destination())
             key = record.key()
             value = record.value()
             key_b = None if key is None else str(key).encode()
             value_s = None if value is None else str(value)
-            while True:
-                try:
-                    self.producer.produce(topic, key=key_b, value=None if value_s is None else value_s.encode(),
-                                          on_delivery=delivered)
-                    break
-                except BufferError:
-                    self.producer.poll(0.1)
+            values.append(value_s)
+            if self.mark_topic is not None and topic.endswith(f".{HEARTBEAT_TABLE}"):
+                self._flush(failures)
+            self._produce(topic, key_b, None if value_s is None else value_s.encode(), delivered)
             if value_s is not None:
                 last_value = (topic, value_s)
                 snapshot_records += is_snapshot_record(value_s)
             if topic.startswith("__debezium-heartbeat"):
                 observe(self.status, topic, value_s)
-        remaining = self.producer.flush(self.flush_timeout_s)
-        if remaining or failures:
-            self.status.error = f"{remaining} unacknowledged, {len(failures)} failed: {failures[:3]}"
-            # Raising stops the engine before it commits offsets: the batch is re-read on restart.
-            raise KafkaException(self.status.error)
+        self._flush(failures)
+        if self.mark_topic is not None:
+            self._mark(values)
         if last_value is not None:
             observe(self.status, *last_value)
         self.status.records += len(records)
@@ -120,6 +130,30 @@ class KafkaForwarder:
         self.status.error = None
         self.status.batches += 1
         self.status.last_batch_at = time.time()
+
+    def _produce(self, topic: str, key: bytes | None, value: bytes | None, on_delivery) -> None:
+        while True:
+            try:
+                self.producer.produce(topic, key=key, value=value, on_delivery=on_delivery)
+                return
+            except BufferError:
+                self.producer.poll(0.1)
+
+    def _flush(self, failures: list[str]) -> None:
+        remaining = self.producer.flush(self.flush_timeout_s)
+        if remaining or failures:
+            self.status.error = f"{remaining} unacknowledged, {len(failures)} failed: {failures[:3]}"
+            # Raising stops the engine before it commits offsets: the batch is re-read on restart.
+            raise KafkaException(self.status.error)
+
+    def _mark(self, values: list[str | None]) -> None:
+        """Mark the newest commit time of an acknowledged batch (none for snapshot reads); it goes out with the next
+        flush or linger, and a lost one only delays the watermark to the next."""
+        for value in reversed(values):
+            ts = commit_ts_ms(value)
+            if ts is not None:
+                self._produce(self.mark_topic, None, acked_mark(ts), None)
+                return
 
 
 def run_connector(
@@ -151,7 +185,7 @@ def run_connector(
     writer = StatusWriter(status, status_path)
     writer.start()
     producer = kafka_producer(bootstrap, linger_ms)
-    forwarder = KafkaForwarder(producer, status)
+    forwarder = KafkaForwarder(producer, status, mark_topic=mark_topic(config))
 
     class Handler(BasePythonChangeHandler):
         def handleJsonBatch(self, records) -> None:  # noqa: N802

@@ -172,6 +172,11 @@ class SourceMapping(BaseModel):
         return f"{self.topic_prefix}.transaction"
 
     @property
+    def mark_topics(self) -> list[str]:
+        """Where the records that move the source's watermark go: heartbeat rows and the runner's marks."""
+        return [self.topic(HEARTBEAT_TABLE), self.heartbeat_topic]
+
+    @property
     def control_topics(self) -> list[str]:
         """Topics that carry heartbeats and signals: recognised, never treated as data."""
         return [self.topic(HEARTBEAT_TABLE), self.topic(SIGNAL_TABLE), self.heartbeat_topic]

@@ -15,7 +15,7 @@ from state.partition_ends import probe_tails, reported_ends
 from state.probed_ends import ProbedEnds
 from streams.mapping import Mapping
 from streams.topics import catalog, join_input_topics, links_topic
-from streams.watermarks import Stages, Watermarks, commit_ts_ms
+from streams.watermarks import Stages, Watermarks, mark_covers_ms
 from trueup.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -58,8 +58,10 @@ class WatermarkTracker:
         specs = catalog(mapping, settings.enabled_sources, settings.topics, settings.kafka.partitions,
                         settings.worker.app_id)
         self.partitions = [(s.name, p) for s in specs if s.name in wanted for p in range(s.partitions)]
-        self.raw_system = {t: system for system, topics in self.stages.raw.items() for t in topics}
-        self.probed = ProbedEnds({tp for tp in self.partitions if tp[0] in self.raw_system}, _newest_commit,
+        # Only mark topics are decoded: a data record's time says nothing of the source's other partitions.
+        self.mark_system = {t: mapping.sources[name].system for name in settings.enabled_sources
+                            for t in mapping.sources[name].mark_topics}
+        self.probed = ProbedEnds({tp for tp in self.partitions if tp[0] in self.mark_system}, _newest_mark,
                                  refresh_s=PROBE_REFRESH_S)
         self.updated_ms: dict[str, int] = {}
         self.lag: dict[str, int] = {}  # topic -> records past the group's committed offsets (true ends)
@@ -76,7 +78,7 @@ class WatermarkTracker:
 
     @property
     def newest(self) -> dict[str, int | None]:
-        """The newest commit time seen in each source's raw topics (not yet necessarily processed)."""
+        """Per source, the time its newest mark covers (not yet necessarily processed)."""
         return self.core.newest
 
     def stage_times(self) -> list[tuple[str, float]]:
@@ -135,7 +137,7 @@ class WatermarkTracker:
         ends = self.probed.ends(reported)
         newest: dict[str, int | None] = dict.fromkeys(self.stages.raw)
         for tp in reported:
-            system, ts = self.raw_system.get(tp[0]), self.probed.newest(tp)
+            system, ts = self.mark_system.get(tp[0]), self.probed.newest(tp)
             if system is not None and ts is not None and (newest[system] is None or ts > newest[system]):
                 newest[system] = ts
         return ends, newest
@@ -175,13 +177,13 @@ class WatermarkTracker:
         return out
 
 
-def _newest_commit(tail: list[bytes | None]) -> int | None:
-    """A partition's newest commit time: that of its last record that has one (records are in commit order), read
-    from the end, not the whole tail batch (thousands of records under load)."""
+def _newest_mark(tail: list[bytes | None]) -> int | None:
+    """What a mark partition's newest mark covers (records are in commit order), read from the end, not the whole
+    tail batch."""
     for value in reversed(tail):
-        ts = commit_ts_ms(value)
-        if ts is not None:
-            return ts
+        covers = mark_covers_ms(value)
+        if covers is not None:
+            return covers
     return None
 
 

@@ -1,11 +1,14 @@
 """Source watermarks: the commit time up to which trueup has processed everything a source wrote. Pure.
 
-A watermark moves by barriers. At one moment the newest commit time T visible in a source's raw topics (heartbeat
-rows included: their source.ts_ms is a real commit time) is noted; at a later moment the ends of those raw
-partitions are taken, so every record committed at or before T sits below them (the connector writes in commit
-order). The barrier then waits, stage by stage, until the worker group's committed offsets pass the raw ends, then
-the ends, taken after that, of the topics the join reads entity writes from (the links topic), then the links
-topic's ends, once per link hop. Faust commits an offset only after the sends of the records below it are
+A watermark moves by barriers. At one moment the newest mark in a source's mark topics is noted: a heartbeat row
+(Debezium's action query or a poller's), or the connector runner's acknowledged mark, written only once every
+record before it is on the broker. A mark at time T says every record the source committed before T is written, so
+it covers T - 1. Data records are never marks: a transaction's records go to several topics, and a producer may
+land a later record on one partition before an earlier one on another, so a data record's time says nothing about
+the other partitions. At a later moment the ends of the source's raw partitions are taken, so every record covered
+sits below them. The barrier then waits, stage by stage, until the worker group's committed offsets pass the raw
+ends, then the ends, taken after that, of the topics the join reads entity writes from (the links topic), then the
+links topic's ends, once per link hop. Faust commits an offset only after the sends of the records below it are
 flushed, so when the last stage passes, everything committed in the source by T is in the join buckets,
 whichever worker owns which partition. Every worker runs the same barriers against the same broker, so all agree
 without exchanging anything, and no wall clock is involved.
@@ -62,8 +65,11 @@ def passed(targets: dict[TP, int], committed: dict[TP, int]) -> bool:
     return all(committed.get(tp, 0) >= end for tp, end in targets.items())
 
 
-def commit_ts_ms(value: bytes | None) -> int | None:
-    """source.ts_ms of a raw Debezium record (envelope with or without the schema wrapper), None if not one."""
+def commit_ts_ms(value: bytes | str | None) -> int | None:
+    """source.ts_ms of a streamed raw Debezium record (envelope with or without the schema wrapper), None if not one.
+
+    A snapshot read is None too: its time is when it was read, and changes committed before that may still follow.
+    """
     if not value:
         return None
     try:
@@ -73,8 +79,22 @@ def commit_ts_ms(value: bytes | None) -> int | None:
     if isinstance(doc, dict) and isinstance(doc.get("payload"), dict):
         doc = doc["payload"]
     source = doc.get("source") if isinstance(doc, dict) else None
-    ts = source.get("ts_ms") if isinstance(source, dict) else None
+    if not isinstance(source, dict) or str(source.get("snapshot", "false")).lower() not in ("false", "none"):
+        return None
+    ts = source.get("ts_ms")
     return ts if isinstance(ts, int) and not isinstance(ts, bool) else None
+
+
+def mark_covers_ms(value: bytes | None) -> int | None:
+    """What a mark record covers: everything its source committed before its time, or None if it is not a mark."""
+    ts = commit_ts_ms(value)
+    return None if ts is None else ts - 1
+
+
+def acked_mark(commit_ms: int) -> bytes:
+    """The connector runner's mark, sent once every record up to one committed at commit_ms is acknowledged."""
+    return json.dumps({"source": {"ts_ms": commit_ms, "snapshot": "false"}, "op": "m",
+                       "trueup": "acknowledged"}, separators=(",", ":")).encode()
 
 
 class Watermarks:

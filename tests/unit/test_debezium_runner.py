@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from pathlib import Path
 
 import pytest
 from confluent_kafka import KafkaException
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connectors.debezium_runner import KafkaForwarder, observe, is_snapshot_record
+from connectors.debezium_config import ConnectorConfig
+from connectors.debezium_runner import KafkaForwarder, is_snapshot_record, mark_topic, observe
 from connectors.status import ConnectorStatus
 
 DATA_TOPIC = "crm.public.accounts"
@@ -345,3 +347,68 @@ def test_snapshot_records_counts_every_snapshot_record_in_a_batch():
     fwd.handleJsonBatch([Record(DATA_TOPIC, f"k{i}", _envelope(snapshot=m)) for i, m in enumerate(["true", "last"])])
     assert status.phase == "streaming"
     assert status.snapshot_records == 4
+
+
+# ---- acknowledged marks ---------------------------------------------------------------------------
+
+MARKS = "__debezium-heartbeat.crm"
+HEARTBEAT_ROWS = "crm.public.trueup_heartbeat"
+
+
+class OrderedProducer(FakeProducer):
+    """Also keeps produce calls and flushes in the order they happened."""
+
+    def __init__(self):
+        super().__init__()
+        self.events: list = []
+
+    def produce(self, topic, key=None, value=None, on_delivery=None):
+        super().produce(topic, key, value, on_delivery)
+        self.events.append(("produce", topic, value))
+
+    def flush(self, timeout=None):
+        self.events.append(("flush",))
+        return super().flush(timeout)
+
+
+def test_a_mark_follows_each_acknowledged_batch_and_heartbeat_rows_wait_for_the_records_before_them():
+    producer = OrderedProducer()
+    fwd = KafkaForwarder(producer, ConnectorStatus(name="crm"), mark_topic=MARKS)
+    payment = _envelope(snapshot="false", ts_ms=1_000, op="c")
+    invoice = _envelope(snapshot="false", ts_ms=1_000, op="u")
+    beat = _envelope(snapshot="false", ts_ms=1_200, op="u")
+    fwd.handleJsonBatch([Record("crm.public.payments", "p", payment), Record("crm.public.invoices", "i", invoice),
+                         Record(HEARTBEAT_ROWS, '{"id":1}', beat), Record(MARKS, None, '{"ts_ms": 9}')])
+    kinds = [(e[0], e[1] if len(e) > 1 else None) for e in producer.events]
+    assert kinds == [("produce", "crm.public.payments"), ("produce", "crm.public.invoices"), ("flush", None),
+                     ("produce", HEARTBEAT_ROWS), ("produce", MARKS), ("flush", None), ("produce", MARKS)]
+    # The batch's newest commit time, read past Debezium's own heartbeat message at its end.
+    assert json.loads(producer.events[-1][2])["source"]["ts_ms"] == 1_200
+
+
+def test_no_mark_for_a_batch_of_snapshot_reads_or_without_a_mark_topic():
+    producer = OrderedProducer()
+    KafkaForwarder(producer, ConnectorStatus(name="crm"), mark_topic=MARKS).handleJsonBatch(
+        [Record(DATA_TOPIC, "a", _envelope(snapshot="true", ts_ms=5)), Record(DATA_TOPIC, "b", None)])
+    assert [e for e in producer.events if e[0] == "produce" and e[1] == MARKS] == []
+    plain = OrderedProducer()
+    KafkaForwarder(plain, ConnectorStatus(name="crm")).handleJsonBatch(
+        [Record(HEARTBEAT_ROWS, "k", _envelope(snapshot="false", ts_ms=5))])
+    assert plain.events == [("produce", HEARTBEAT_ROWS, _envelope(snapshot="false", ts_ms=5).encode()), ("flush",)]
+
+
+def test_a_failed_flush_before_a_heartbeat_row_stops_the_batch_before_it_is_sent():
+    producer = OrderedProducer()
+    producer.errors = {0: "Broker: Request timed out"}
+    fwd = KafkaForwarder(producer, ConnectorStatus(name="crm"), mark_topic=MARKS)
+    with pytest.raises(KafkaException):
+        fwd.handleJsonBatch([Record(DATA_TOPIC, "a", _envelope(snapshot="false")),
+                             Record(HEARTBEAT_ROWS, "k", _envelope(snapshot="false"))])
+    assert [e[1] for e in producer.events if e[0] == "produce"] == [DATA_TOPIC]
+
+
+def test_marks_go_to_the_heartbeat_topic_debezium_would_use():
+    cfg = ConnectorConfig("crm", Path("crm.json"), {"topic.prefix": "crm"})
+    assert mark_topic(cfg) == "__debezium-heartbeat.crm"
+    other = ConnectorConfig("crm", Path("crm.json"), {"topic.prefix": "crm", "topic.heartbeat.prefix": "hb"})
+    assert mark_topic(other) == "hb.crm"
