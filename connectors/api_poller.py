@@ -145,6 +145,8 @@ class ApiPoller(PollerBase):
                 try:
                     while self.fetch_page() and not self.stop.is_set():
                         pass
+                    if self.stop.is_set():
+                        break  # the feed may not be read to its end: a heartbeat now would cover what was not
                     self.emit_heartbeat("api", started)
                     self.status.phase, self.status.error, attempt = "streaming", None, 0
                     self.status.last_poll_at = time.time()

@@ -15,7 +15,7 @@ from confluent_kafka import KafkaException, Producer
 from connectors.debezium_config import ConnectorConfig, engine_properties
 from connectors.metrics_server import serve_metrics
 from connectors.status import ConnectorStatus, StatusWriter
-from streams.mapping import HEARTBEAT_TABLE
+from streams.mapping import HEARTBEAT_TABLE, heartbeat_topic_of
 from streams.watermarks import acked_mark, commit_ts_ms
 
 log = logging.getLogger("trueup.connect.debezium")
@@ -77,7 +77,7 @@ def is_snapshot_record(value: str | None) -> bool:
 
 def mark_topic(config: ConnectorConfig) -> str:
     """Debezium's heartbeat topic, where the runner's acknowledged marks go beside Debezium's own heartbeats."""
-    return f"{config.values.get('topic.heartbeat.prefix', '__debezium-heartbeat')}.{config.topic_prefix}"
+    return heartbeat_topic_of(config.topic_prefix)
 
 
 class KafkaForwarder:

@@ -15,6 +15,11 @@ HEARTBEAT_TABLE = "trueup_heartbeat"
 SIGNAL_TABLE = "debezium_signal"
 AVRO_DIR = Path(__file__).resolve().parent.parent / "avro"
 
+
+def heartbeat_topic_of(topic_prefix: str) -> str:
+    """Debezium's heartbeat topic for a topic prefix (topic.heartbeat.prefix left at its default)."""
+    return f"__debezium-heartbeat.{topic_prefix}"
+
 # Canonical entity type -> its Avro record (the one source of truth for canonical fields).
 ENTITY_RECORDS = {
     "account": "Account",
@@ -165,7 +170,7 @@ class SourceMapping(BaseModel):
 
     @property
     def heartbeat_topic(self) -> str:
-        return f"__debezium-heartbeat.{self.topic_prefix}"
+        return heartbeat_topic_of(self.topic_prefix)
 
     @property
     def transaction_topic(self) -> str:

@@ -14,6 +14,7 @@ from streams.debezium_envelope import Change, EnvelopeProblem, decode_json, pars
 from streams.mapping import HEARTBEAT_TABLE, SIGNAL_TABLE, Mapping, TableMapping
 from streams.positions import debezium_position, idempotency_key, is_newer
 from streams.values import UNAVAILABLE, ValueProblem, decimal_from, json_text, money, scalar_from
+from streams.watermarks import is_acked_mark
 
 CONNECT_DECIMAL = "org.apache.kafka.connect.data.Decimal"
 OPS = {"r": "snapshot", "c": "create", "u": "update", "d": "delete"}
@@ -40,7 +41,7 @@ class RawRecord:
 class Control:
     """Heartbeats, signals, transaction markers and tombstones: recognised, never data, never dead letters."""
 
-    kind: str  # heartbeat | signal | transaction | tombstone
+    kind: str  # heartbeat | mark | signal | transaction | tombstone
     source: str
     ts_ms: int | None = None
 
@@ -97,6 +98,10 @@ def _control_for(topic: str, mapping: Mapping, value: bytes | None) -> Control |
             doc = decode_json(value, "heartbeat")
             if isinstance(doc, dict) and "payload" in doc and "schema" in doc:
                 doc = doc["payload"]
+            if is_acked_mark(doc):
+                source = doc.get("source")
+                ts = source.get("ts_ms") if isinstance(source, dict) else None
+                return Control("mark", name, ts if isinstance(ts, int) else None)
             if isinstance(doc, dict) and isinstance(doc.get("ts_ms"), int):
                 ts = doc["ts_ms"]
         return Control("heartbeat", name, ts)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from streams.mapping import ENTITY_TYPES, Mapping
+from streams.mapping import ENTITY_TYPES, Mapping, heartbeat_topic_of
 
 PROJECTIONS = ("account", "quote_to_cash", "invoice")
 
@@ -46,7 +46,7 @@ def catalog(mapping: Mapping, sources: list[str], topics, partitions: int, app_i
     for name in sources:
         prefix = mapping.sources[name].topic_prefix
         for t in mapping.sources[name].control_topics:
-            specs.append(TopicSpec(t, 1 if t == f"__debezium-heartbeat.{prefix}" else partitions))
+            specs.append(TopicSpec(t, 1 if t == heartbeat_topic_of(prefix) else partitions))
     specs += [TopicSpec(t, partitions) for t in events_topics(topics)]
     specs += [TopicSpec(f"{topics.projections_prefix}.{p}", partitions, compacted=True) for p in PROJECTIONS]
     specs.append(TopicSpec(topics.alerts, partitions, compacted=True))

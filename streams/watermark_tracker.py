@@ -15,7 +15,7 @@ from state.partition_ends import probe_tails, reported_ends
 from state.probed_ends import ProbedEnds
 from streams.mapping import Mapping
 from streams.topics import catalog, join_input_topics, links_topic
-from streams.watermarks import Stages, Watermarks, mark_covers_ms
+from streams.watermarks import Stages, Watermarks, commit_ts_ms, mark_covers, newest_by_source
 from trueup.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -58,11 +58,14 @@ class WatermarkTracker:
         specs = catalog(mapping, settings.enabled_sources, settings.topics, settings.kafka.partitions,
                         settings.worker.app_id)
         self.partitions = [(s.name, p) for s in specs if s.name in wanted for p in range(s.partitions)]
-        # Only mark topics are decoded: a data record's time says nothing of the source's other partitions.
+        self.raw_system = {t: system for system, topics in self.stages.raw.items() for t in topics}
+        # Only marks move a watermark: a data record's time says nothing of the source's other partitions.
         self.mark_system = {t: mapping.sources[name].system for name in settings.enabled_sources
                             for t in mapping.sources[name].mark_topics}
-        self.probed = ProbedEnds({tp for tp in self.partitions if tp[0] in self.mark_system}, _newest_mark,
+        self.mark_skew_ms = settings.worker.mark_skew_ms
+        self.probed = ProbedEnds({tp for tp in self.partitions if tp[0] in self.raw_system}, _newest_commit,
                                  refresh_s=PROBE_REFRESH_S)
+        self.newest_event: dict[str, int | None] = dict.fromkeys(self.stages.raw)
         self.updated_ms: dict[str, int] = {}
         self.lag: dict[str, int] = {}  # topic -> records past the group's committed offsets (true ends)
         self.last_error: str | None = None
@@ -78,8 +81,8 @@ class WatermarkTracker:
 
     @property
     def newest(self) -> dict[str, int | None]:
-        """Per source, the time its newest mark covers (not yet necessarily processed)."""
-        return self.core.newest
+        """The newest commit time seen in each source's raw topics (not yet necessarily processed)."""
+        return dict(self.newest_event)
 
     def stage_times(self) -> list[tuple[str, float]]:
         return self.core.stage_times()
@@ -92,7 +95,7 @@ class WatermarkTracker:
         try:
             # Committed offsets first, ends after: a stage's next targets must postdate the commits that passed it.
             committed = await self._committed()
-            ends, newest = await self._ends()
+            ends, covered = await self._ends()
         except Exception as exc:  # the broker may be frozen or restarting: try again next tick
             self.last_error = repr(exc)
             log.warning("watermark tick failed: %r", exc)
@@ -103,7 +106,7 @@ class WatermarkTracker:
         for (topic, partition), end in ends.items():
             lag[topic] = lag.get(topic, 0) + max(0, end - committed.get((topic, partition), 0))
         self.lag = lag
-        moved = self.core.step(committed, ends, newest)
+        moved = self.core.step(committed, ends, covered)
         now = int(time.time() * 1000)
         for system in moved:
             self.updated_ms[system] = now
@@ -135,12 +138,11 @@ class WatermarkTracker:
             _probing.reset(quiet)
         self.probed.update(reported, found)
         ends = self.probed.ends(reported)
-        newest: dict[str, int | None] = dict.fromkeys(self.stages.raw)
-        for tp in reported:
-            system, ts = self.mark_system.get(tp[0]), self.probed.newest(tp)
-            if system is not None and ts is not None and (newest[system] is None or ts > newest[system]):
-                newest[system] = ts
-        return ends, newest
+        newest = {tp: self.probed.newest(tp) for tp in reported}
+        for system, ts in newest_by_source(newest, self.raw_system).items():
+            if ts is not None:
+                self.newest_event[system] = ts
+        return ends, mark_covers(newest_by_source(newest, self.mark_system), self.mark_skew_ms)
 
     async def _drop_clients(self) -> None:
         self.probed.clear()  # the broker may come back with other logs
@@ -177,13 +179,13 @@ class WatermarkTracker:
         return out
 
 
-def _newest_mark(tail: list[bytes | None]) -> int | None:
-    """What a mark partition's newest mark covers (records are in commit order), read from the end, not the whole
-    tail batch."""
+def _newest_commit(tail: list[bytes | None]) -> int | None:
+    """A partition's newest commit time: that of its last record that has one (records are in commit order), read
+    from the end, not the whole tail batch (thousands of records under load)."""
     for value in reversed(tail):
-        covers = mark_covers_ms(value)
-        if covers is not None:
-            return covers
+        ts = commit_ts_ms(value)
+        if ts is not None:
+            return ts
     return None
 
 

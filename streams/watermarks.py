@@ -1,17 +1,18 @@
 """Source watermarks: the commit time up to which trueup has processed everything a source wrote. Pure.
 
 A watermark moves by barriers. At one moment the newest mark in a source's mark topics is noted: a heartbeat row
-(Debezium's action query or a poller's), or the connector runner's acknowledged mark, written only once every
-record before it is on the broker. A mark at time T says every record the source committed before T is written, so
-it covers T - 1. Data records are never marks: a transaction's records go to several topics, and a producer may
-land a later record on one partition before an earlier one on another, so a data record's time says nothing about
-the other partitions. At a later moment the ends of the source's raw partitions are taken, so every record covered
-sits below them. The barrier then waits, stage by stage, until the worker group's committed offsets pass the raw
-ends, then the ends, taken after that, of the topics the join reads entity writes from (the links topic), then the
-links topic's ends, once per link hop. Faust commits an offset only after the sends of the records below it are
-flushed, so when the last stage passes, everything committed in the source by T is in the join buckets,
-whichever worker owns which partition. Every worker runs the same barriers against the same broker, so all agree
-without exchanging anything, and no wall clock is involved.
+(Debezium's action query or a poller's), or the connector runner's mark, written only once every record before it
+is acknowledged. A mark at time T says every record the source committed before T is written; it covers T less
+`worker.mark_skew_ms` (PostgreSQL commits made at once can reach the stream slightly out of time order). Data
+records are never marks: a transaction's records go to several topics, and a producer may land a later record on
+one partition before an earlier one on another, so a data record's time says nothing about the other partitions.
+At a later moment the ends of the source's raw partitions are taken, so every record covered sits below them. The
+barrier then waits, stage by stage, until the worker group's committed offsets pass the raw ends, then the ends,
+taken after that, of the topics the join reads entity writes from (the links topic), then the links topic's ends,
+once per link hop. Faust commits an offset only after the sends of the records below it are flushed, so when the
+last stage passes, everything committed in the source by T is in the join buckets, whichever worker owns which
+partition. Every worker runs the same barriers against the same broker, so all agree without exchanging anything,
+and no wall clock is involved.
 """
 
 from __future__ import annotations
@@ -85,16 +86,31 @@ def commit_ts_ms(value: bytes | str | None) -> int | None:
     return ts if isinstance(ts, int) and not isinstance(ts, bool) else None
 
 
-def mark_covers_ms(value: bytes | None) -> int | None:
-    """What a mark record covers: everything its source committed before its time, or None if it is not a mark."""
-    ts = commit_ts_ms(value)
-    return None if ts is None else ts - 1
+def newest_by_source(newest: dict[TP, int | None], system_of: dict[str, str]) -> dict[str, int | None]:
+    """Per source, the newest commit time among the partitions of the topics `system_of` names (None: none yet)."""
+    out: dict[str, int | None] = dict.fromkeys(set(system_of.values()))
+    for (topic, _), ts in newest.items():
+        system = system_of.get(topic)
+        if system is not None and ts is not None and (out[system] is None or ts > out[system]):
+            out[system] = ts
+    return out
+
+
+def mark_covers(newest_mark: dict[str, int | None], skew_ms: int) -> dict[str, int | None]:
+    """What each source's newest mark covers: what it committed before the mark's time less skew_ms (at least 1:
+    a change committed in the same millisecond may follow the mark)."""
+    return {system: None if ts is None else ts - max(1, skew_ms) for system, ts in newest_mark.items()}
 
 
 def acked_mark(commit_ms: int) -> bytes:
     """The connector runner's mark, sent once every record up to one committed at commit_ms is acknowledged."""
     return json.dumps({"source": {"ts_ms": commit_ms, "snapshot": "false"}, "op": "m",
                        "trueup": "acknowledged"}, separators=(",", ":")).encode()
+
+
+def is_acked_mark(doc) -> bool:
+    """Whether a decoded heartbeat-topic value is the runner's mark rather than Debezium's own heartbeat."""
+    return isinstance(doc, dict) and doc.get("trueup") == "acknowledged"
 
 
 class Watermarks:

@@ -106,6 +106,11 @@ class WorkerSettings(_Section):
     commit_interval_s: float = Field(
         0.1, gt=0, description="Faust's broker_commit_interval; a busy watermark stage passes only once its commits land"
     )
+    mark_skew_ms: int = Field(
+        10, ge=1, le=60_000, description="a source mark at time T covers changes committed before T less this: "
+        "PostgreSQL takes a commit's time just before it writes the commit record, so commits made at once can "
+        "reach the stream slightly out of time order"
+    )
     batch_max: int = Field(
         1000, ge=1, le=100_000, description="records an agent takes at once, and the most messages (bundled entity "
         "writes and links) the join handles per batch; state is written once per key per batch"

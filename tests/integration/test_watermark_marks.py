@@ -8,6 +8,7 @@ source's watermark stays where the connector's last mark left it until the resum
 
 from __future__ import annotations
 
+import json
 import time
 
 from confluent_kafka import Producer
@@ -24,20 +25,32 @@ def _billing_watermark(stack) -> int:
     return watermark_ms(support.health(stack)["sources"]["billing"])
 
 
+def _settled_watermark(stack) -> int:
+    """The watermark once it has not moved for 2 s (20 ticks): the last marks' barriers have all passed."""
+    last, since = _billing_watermark(stack), time.monotonic()
+    deadline = since + 60
+    while time.monotonic() - since < 2:
+        assert time.monotonic() < deadline, "the paused source's watermark kept moving"
+        time.sleep(0.25)
+        now = _billing_watermark(stack)
+        if now != last:
+            last, since = now, time.monotonic()
+    return last
+
+
 def test_a_data_record_alone_does_not_move_the_watermark_and_the_connectors_marks_do():
     with running_stack("marks") as stack:
         status = stack.status()
         api = status["api"]["url"]
         support.wait_caught_up(stack, int(time.time() * 1000))
         stack.pause("billing")
-        time.sleep(1)  # the last mark the connector sent before it stopped is read by the next ticks
-        held = _billing_watermark(stack)
+        held = _settled_watermark(stack)
         seen = metric(api, "trueup_events_in_total", source="billing", table="payments")
 
         value = envelope("payments", "billing", "c", {
             "id": "py_marks_1", "invoice_id": "in_marks_1", "customer_id": "cus_marks_1", "amount": "10.00",
             "currency": "EUR", "kind": "charge", "status": "succeeded", "updated_at": "2026-12-07T00:00:00Z"})
-        committed_ms = int(time.time() * 1000) - 1  # the envelope's commit time is taken just after `now`
+        committed_ms = json.loads(value)["source"]["ts_ms"]
         assert committed_ms > held
         producer = Producer({"bootstrap.servers": status["kafka"]["bootstrap"]})
         producer.produce(PAYMENTS, key=b'{"id":"py_marks_1"}', value=value)

@@ -136,6 +136,13 @@ def test_wrong_plugin_name(tmp_path):
     assert "pgoutput" in str(exc.value)
 
 
+def test_another_heartbeat_topic_prefix_is_rejected(tmp_path):
+    path = _variant(tmp_path, topic__heartbeat__prefix="hb")
+    with pytest.raises(ConnectorConfigError) as exc:
+        load_connector_config(path)
+    assert str(path) in str(exc.value) and "topic.heartbeat.prefix" in str(exc.value)
+
+
 def test_invalid_json_names_file(tmp_path):
     path = tmp_path / "crm.json"
     path.write_text('{"connector.class": "x",')

@@ -192,7 +192,8 @@ class FakeProducer:
     def flush(self, timeout=None):
         self.flushes.append(timeout)
         for index, callback in self.pending:
-            callback(self.errors.get(index), object())
+            if callback is not None:
+                callback(self.errors.get(index), object())
         self.pending.clear()
         return self.remaining
 
@@ -407,8 +408,19 @@ def test_a_failed_flush_before_a_heartbeat_row_stops_the_batch_before_it_is_sent
     assert [e[1] for e in producer.events if e[0] == "produce"] == [DATA_TOPIC]
 
 
-def test_marks_go_to_the_heartbeat_topic_debezium_would_use():
+def test_marks_go_to_the_heartbeat_topic_the_workers_read():
+    from tests.unit.envelopes import shipped_mapping
     cfg = ConnectorConfig("crm", Path("crm.json"), {"topic.prefix": "crm"})
     assert mark_topic(cfg) == "__debezium-heartbeat.crm"
-    other = ConnectorConfig("crm", Path("crm.json"), {"topic.prefix": "crm", "topic.heartbeat.prefix": "hb"})
-    assert mark_topic(other) == "hb.crm"
+    assert mark_topic(cfg) in shipped_mapping().sources["crm"].mark_topics
+
+
+def test_the_next_batch_sends_the_mark_before_it_with_its_own_records():
+    producer = OrderedProducer()
+    fwd = KafkaForwarder(producer, ConnectorStatus(name="crm"), mark_topic=MARKS)
+    fwd.handleJsonBatch([Record(DATA_TOPIC, "a", _envelope(snapshot="false", ts_ms=1_000))])
+    fwd.handleJsonBatch([Record(DATA_TOPIC, "b", _envelope(snapshot="false", ts_ms=2_000))])
+    marks = [json.loads(e[2])["source"]["ts_ms"] for e in producer.events if e[0] == "produce" and e[1] == MARKS]
+    assert marks == [1_000, 2_000]
+    # The first mark goes out with the second batch's flush; the second waits for the next.
+    assert [e[0] for e in producer.events] == ["produce", "flush", "produce", "produce", "flush", "produce"]

@@ -11,6 +11,7 @@ import pytest
 
 from streams.mapping import Mapping, entity_fields
 from streams.normalizer import Control, DeadLetter, Parsed, RawRecord, parse
+from streams.watermarks import acked_mark
 from tests.unit.envelopes import (
     COLUMNS,
     CREATED,
@@ -528,6 +529,9 @@ def test_heartbeat_topic(mapping, system):
     assert parse(record(f"__debezium-heartbeat.{system}", wrapped), mapping) == Control("heartbeat", system,
                                                                                          1795814160001)
     assert parse(record(f"__debezium-heartbeat.{system}", None), mapping) == Control("heartbeat", system, None)
+    # The connector runner's mark of an acknowledged batch shares the topic: recognised as such, never data.
+    mark = record(f"__debezium-heartbeat.{system}", acked_mark(1795814160002))
+    assert parse(mark, mapping) == Control("mark", system, 1795814160002)
 
 
 @pytest.mark.parametrize("system", ["crm", "billing", "erp"])

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from streams.watermarks import (BARRIERS_PER_STAGE, Stages, Watermarks, acked_mark, commit_ts_ms, mark_covers_ms,
-                               stage_name)
+from streams.watermarks import (BARRIERS_PER_STAGE, Stages, Watermarks, acked_mark, commit_ts_ms, mark_covers,
+                               newest_by_source, stage_name)
 
 STAGES = Stages(raw={"crm": ("crm.accounts", "crm.hb"), "erp": ("erp.orders",)}, entities=("ev.account",),
                 links="links")
@@ -33,14 +33,22 @@ def test_commit_time_is_read_from_either_envelope_form_and_garbage_is_none():
     assert commit_ts_ms(b'{"source": {"ts_ms": true}}') is None and commit_ts_ms(b"[1]") is None
 
 
-def test_a_snapshot_read_has_no_commit_time_and_a_mark_covers_what_was_committed_before_it():
+def test_a_snapshot_read_has_no_commit_time_and_the_runners_mark_has_one():
     for marker in ("true", "first", "last", "incremental"):
         assert commit_ts_ms(json.dumps({"op": "r", "source": {"ts_ms": 1700, "snapshot": marker}})) is None
     assert commit_ts_ms(json.dumps({"op": "u", "source": {"ts_ms": 1700, "snapshot": "false"}})) == 1700
-    # A change committed in the same millisecond may follow the mark: only earlier ones are covered.
-    assert mark_covers_ms(json.dumps({"op": "u", "source": {"ts_ms": 1700}}).encode()) == 1699
-    assert mark_covers_ms(acked_mark(2500)) == 2499 and commit_ts_ms(acked_mark(2500)) == 2500
-    assert mark_covers_ms(b'{"ts_ms": 1700}') is None  # Debezium's own heartbeat message carries a wall clock
+    assert commit_ts_ms(acked_mark(2500)) == 2500
+    assert commit_ts_ms(b'{"ts_ms": 1700}') is None  # Debezium's own heartbeat message carries a wall clock
+
+
+def test_only_mark_topics_move_a_watermark_and_a_mark_covers_what_was_committed_before_it_less_the_skew():
+    newest = {("crm.accounts", 0): 9_000, ("crm.accounts", 1): None, ("crm.hb", 0): 5_000, ("erp.orders", 0): 7_000}
+    marks = newest_by_source(newest, {"crm.hb": "crm", "erp.hb": "erp"})
+    assert marks == {"crm": 5_000, "erp": None}  # the newer data record on crm.accounts is no mark
+    assert newest_by_source(newest, {"crm.accounts": "crm", "crm.hb": "crm"}) == {"crm": 9_000}
+    assert mark_covers(marks, 10) == {"crm": 4_990, "erp": None}
+    # A change committed in the same millisecond may follow the mark: never less than 1 ms.
+    assert mark_covers(marks, 0) == {"crm": 4_999, "erp": None}
 
 
 def test_a_watermark_passes_raw_events_and_every_link_hop_before_it_moves():
