@@ -58,7 +58,7 @@ def load_connector_config(path: Path | str) -> ConnectorConfig:
             raise ConnectorConfigError(f"{path}: field {field} is required")
     if values["plugin.name"] != "pgoutput":
         raise ConnectorConfigError(f"{path}: field plugin.name must be pgoutput")
-    if "topic.heartbeat.prefix" in values:
+    if values.get("topic.heartbeat.prefix", "__debezium-heartbeat") != "__debezium-heartbeat":
         # The workers read heartbeats and the runner's marks from __debezium-heartbeat.<topic.prefix> only.
         raise ConnectorConfigError(f"{path}: field topic.heartbeat.prefix is not supported: trueup reads "
                                    "heartbeats from __debezium-heartbeat.<topic.prefix>")

@@ -156,11 +156,11 @@ class SqlPoller(PollerBase):
             self._last_keyset = time.monotonic()
         # Rows committed later than the cycle's start minus the lookback can still appear with older times. A
         # stop may have left a table unread to its end: a heartbeat then would cover rows not read.
+        self.status.records += rows
         if not self.stop.is_set():
             self.emit_heartbeat(conn.info.dbname, started - timedelta(seconds=self.config.lookback_s))
-        self.status.last_poll_at, self.status.rows_per_poll = time.time(), rows
-        self.status.records += rows
-        self.status.last_event_time_ms = int(started.timestamp() * 1000)
+            self.status.last_poll_at, self.status.rows_per_poll = time.time(), rows
+            self.status.last_event_time_ms = int(started.timestamp() * 1000)
         return rows
 
     # ---- run -----------------------------------------------------------------------------------

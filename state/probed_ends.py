@@ -14,9 +14,13 @@ from typing import Any
 
 
 class ProbedEnds:
-    def __init__(self, tails: Collection[Any], newest_of: Callable[[list], int | None], refresh_s: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    """tails: the partitions whose tail newest_of(tp, tail) reads a time from; retry: those among them probed
+    again while their tail shows none (all of them unless told)."""
+
+    def __init__(self, tails: Collection[Any], newest_of: Callable[[Any, list], int | None], refresh_s: float,
+                 clock: Callable[[], float] = time.monotonic, retry: Collection[Any] | None = None) -> None:
         self.tails, self.newest_of, self.refresh_s, self.clock = tails, newest_of, refresh_s, clock
+        self.retry = tails if retry is None else retry
         self._found: dict[Any, tuple[int | None, int, int | None, float]] = {}  # reported, end, newest, when
 
     def to_probe(self, reported: Mapping[Any, int]) -> dict[Any, int]:
@@ -29,9 +33,9 @@ class ProbedEnds:
         """Record a probe's results: {tp: (true end, tail values)}."""
         now = self.clock()
         for tp, (end, tail) in found.items():
-            newest = self.newest_of(tail) if tp in self.tails else None
+            newest = self.newest_of(tp, tail) if tp in self.tails else None
             # A tail read with no commit time in it (all tombstones, or a fetch that raced) is read again.
-            again = tp in self.tails and newest is None
+            again = tp in self.retry and newest is None
             self._found[tp] = (None if again else reported[tp], end, newest, now)
 
     def ends(self, reported: Mapping[Any, int]) -> dict[Any, int]:

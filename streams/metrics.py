@@ -32,7 +32,7 @@ class WorkerMetrics:
             registry=self.registry,
         )
         self.control = Counter(
-            "trueup_control_records", "Heartbeats, signals, transaction markers and tombstones recognised",
+            "trueup_control_records", "Heartbeats, connector marks, signals, transaction markers and tombstones recognised",
             ["source", "kind"], registry=self.registry,
         )
 

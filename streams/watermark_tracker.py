@@ -58,13 +58,16 @@ class WatermarkTracker:
         specs = catalog(mapping, settings.enabled_sources, settings.topics, settings.kafka.partitions,
                         settings.worker.app_id)
         self.partitions = [(s.name, p) for s in specs if s.name in wanted for p in range(s.partitions)]
-        self.raw_system = {t: system for system, topics in self.stages.raw.items() for t in topics}
+        sources = [mapping.sources[name] for name in settings.enabled_sources]
+        self.data_system = {t: source.system for source in sources for t in source.data_topics}
         # Only marks move a watermark: a data record's time says nothing of the source's other partitions.
-        self.mark_system = {t: mapping.sources[name].system for name in settings.enabled_sources
-                            for t in mapping.sources[name].mark_topics}
+        self.mark_system = {t: source.system for source in sources for t in source.mark_topics}
         self.mark_skew_ms = settings.worker.mark_skew_ms
-        self.probed = ProbedEnds({tp for tp in self.partitions if tp[0] in self.raw_system}, _newest_commit,
-                                 refresh_s=PROBE_REFRESH_S)
+        # Data tails are read only for the newest change /health shows; a mark tail without a mark is read again.
+        read = self.data_system.keys() | self.mark_system.keys()
+        self.probed = ProbedEnds({tp for tp in self.partitions if tp[0] in read}, self._newest_of,
+                                 refresh_s=PROBE_REFRESH_S,
+                                 retry={tp for tp in self.partitions if tp[0] in self.mark_system})
         self.newest_event: dict[str, int | None] = dict.fromkeys(self.stages.raw)
         self.updated_ms: dict[str, int] = {}
         self.lag: dict[str, int] = {}  # topic -> records past the group's committed offsets (true ends)
@@ -81,7 +84,7 @@ class WatermarkTracker:
 
     @property
     def newest(self) -> dict[str, int | None]:
-        """The newest commit time seen in each source's raw topics (not yet necessarily processed)."""
+        """The time of the newest change (snapshot reads included) seen in each source's data topics."""
         return dict(self.newest_event)
 
     def stage_times(self) -> list[tuple[str, float]]:
@@ -139,10 +142,20 @@ class WatermarkTracker:
         self.probed.update(reported, found)
         ends = self.probed.ends(reported)
         newest = {tp: self.probed.newest(tp) for tp in reported}
-        for system, ts in newest_by_source(newest, self.raw_system).items():
+        for system, ts in newest_by_source(newest, self.data_system).items():
             if ts is not None:
-                self.newest_event[system] = ts
+                self.newest_event[system] = max(ts, self.newest_event[system] or ts)
         return ends, mark_covers(newest_by_source(newest, self.mark_system), self.mark_skew_ms)
+
+    def _newest_of(self, tp: tuple[str, int], tail: list[bytes | None]) -> int | None:
+        """A partition's newest time, read from the end, not the whole tail batch (thousands of records under load):
+        a mark's commit time on a mark topic, any change's on a data topic (records are in commit order)."""
+        snapshot_reads = tp[0] not in self.mark_system
+        for value in reversed(tail):
+            ts = commit_ts_ms(value, snapshot_reads)
+            if ts is not None:
+                return ts
+        return None
 
     async def _drop_clients(self) -> None:
         self.probed.clear()  # the broker may come back with other logs
@@ -177,16 +190,6 @@ class WatermarkTracker:
                                 f"{_iso(mark) if mark >= 0 else 'nothing yet'}")
             out[system] = entry
         return out
-
-
-def _newest_commit(tail: list[bytes | None]) -> int | None:
-    """A partition's newest commit time: that of its last record that has one (records are in commit order), read
-    from the end, not the whole tail batch (thousands of records under load)."""
-    for value in reversed(tail):
-        ts = commit_ts_ms(value)
-        if ts is not None:
-            return ts
-    return None
 
 
 def _iso(ms: int) -> str:

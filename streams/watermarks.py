@@ -66,10 +66,11 @@ def passed(targets: dict[TP, int], committed: dict[TP, int]) -> bool:
     return all(committed.get(tp, 0) >= end for tp, end in targets.items())
 
 
-def commit_ts_ms(value: bytes | str | None) -> int | None:
+def commit_ts_ms(value: bytes | str | None, snapshot_reads: bool = False) -> int | None:
     """source.ts_ms of a streamed raw Debezium record (envelope with or without the schema wrapper), None if not one.
 
-    A snapshot read is None too: its time is when it was read, and changes committed before that may still follow.
+    A snapshot read is None too unless snapshot_reads: its time is when it was read, and changes committed before
+    that may still follow.
     """
     if not value:
         return None
@@ -80,7 +81,9 @@ def commit_ts_ms(value: bytes | str | None) -> int | None:
     if isinstance(doc, dict) and isinstance(doc.get("payload"), dict):
         doc = doc["payload"]
     source = doc.get("source") if isinstance(doc, dict) else None
-    if not isinstance(source, dict) or str(source.get("snapshot", "false")).lower() not in ("false", "none"):
+    if not isinstance(source, dict):
+        return None
+    if not snapshot_reads and str(source.get("snapshot", "false")).lower() not in ("false", "none"):
         return None
     ts = source.get("ts_ms")
     return ts if isinstance(ts, int) and not isinstance(ts, bool) else None
@@ -134,7 +137,7 @@ class Watermarks:
     def step(self, committed: dict[TP, int], ends: dict[TP, int], newest: dict[str, int | None]) -> dict[str, int]:
         """Advance with the group's committed offsets, then ends read *after* them; return what moved.
 
-        newest is each source's newest commit time seen in this same read of the ends.
+        newest is, per source, what its newest mark seen in this same read of the ends covers.
         """
         moved: dict[str, int] = {}
         self._committed = committed

@@ -141,6 +141,7 @@ def test_another_heartbeat_topic_prefix_is_rejected(tmp_path):
     with pytest.raises(ConnectorConfigError) as exc:
         load_connector_config(path)
     assert str(path) in str(exc.value) and "topic.heartbeat.prefix" in str(exc.value)
+    assert load_connector_config(_variant(tmp_path, topic__heartbeat__prefix="__debezium-heartbeat")).topic_prefix
 
 
 def test_invalid_json_names_file(tmp_path):

@@ -197,7 +197,7 @@ def _check_outcome(out, rec: RawRecord):
         assert isinstance(out.reason, str) and out.reason
         return
     if isinstance(out, Control):
-        assert out.kind in ("heartbeat", "signal", "transaction", "tombstone")
+        assert out.kind in ("heartbeat", "mark", "signal", "transaction", "tombstone")
         return
     assert isinstance(out.entity_id, str) and out.state_key.startswith(out.entity_type + "|")
     for image in (out.after, out.before):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import random
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
@@ -117,3 +117,70 @@ def test_page_cursor_is_the_last_event_of_an_ordered_page():
 def test_page_cursor_of_a_reordered_page_is_its_newest_event():
     page = [{"id": "evt_3", "created": 12}, {"id": "evt_2", "created": 11}, {"id": "evt_1", "created": 11}]
     assert page_cursor(page) == "evt_3"
+
+
+# ---- a stop mid-cycle writes no heartbeat --------------------------------------------------------
+
+
+class _Conn:
+    """Answers the cycle's `SELECT now()`; the table reads are the poller's own methods, replaced below."""
+
+    info = type("Info", (), {"dbname": "billing"})()
+
+    def execute(self, _query, _params=None):
+        return self
+
+    def fetchone(self):
+        return {"now": datetime(2026, 12, 7, tzinfo=timezone.utc)}
+
+    def commit(self):
+        pass
+
+
+def test_a_sql_poll_cycle_stopped_before_its_tables_are_read_writes_no_heartbeat(tmp_path):
+    from connectors.sql_poller import SqlPoller
+
+    class Stopped(SqlPoller):
+        beats: list = []
+
+        def poll_table(self, conn, table):
+            self.stop.set()  # as a SIGTERM would, while a table still has pages to read
+            return 3
+
+        def emit_heartbeat(self, db, seen_up_to):
+            self.beats.append(seen_up_to)
+
+    config = load_poll_config(PROJECT_ROOT / "config" / "pollers" / "billing_poll.yaml")
+    poller = Stopped(config, MAPPING, "postgresql://unused", "127.0.0.1:1", "cursors", tmp_path)
+    poller._last_keyset = float("inf")  # no keyset pass in this cycle
+    assert poller.cycle(_Conn()) == 3 * len(config.tables) and poller.beats == []
+    assert poller.status.last_poll_at is None  # nor does it claim a poll read to its start
+
+    class Whole(Stopped):
+        beats: list = []
+
+        def poll_table(self, conn, table):
+            return 1
+
+    whole = Whole(config, MAPPING, "postgresql://unused", "127.0.0.1:1", "cursors", tmp_path)
+    whole._last_keyset = float("inf")
+    whole.cycle(_Conn())
+    assert whole.beats == [datetime(2026, 12, 7, tzinfo=timezone.utc) - timedelta(seconds=config.lookback_s)]
+
+
+def test_an_api_poll_stopped_mid_feed_writes_no_heartbeat(tmp_path):
+    from connectors.api_poller import ApiPoller
+
+    class Stopped(ApiPoller):
+        beats: list = []
+
+        def fetch_page(self):
+            self.stop.set()
+            return True  # more pages were there
+
+        def emit_heartbeat(self, db, seen_up_to):
+            self.beats.append(seen_up_to)
+
+    poller = Stopped(_api_config(), MAPPING, None, "127.0.0.1:1", "cursors", tmp_path)
+    poller.cursors = type("NoCursors", (), {"load": lambda self: {}})()
+    assert poller.run() == 0 and poller.beats == []

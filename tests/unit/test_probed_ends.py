@@ -19,9 +19,12 @@ class Clock:
         return self.now
 
 
+def _newest(_tp, tail):
+    return max((v for v in tail if v is not None), default=None)
+
+
 def _probed(clock: Clock) -> ProbedEnds:
-    return ProbedEnds({RAW}, lambda tail: max((v for v in tail if v is not None), default=None), refresh_s=5.0,
-                      clock=clock)
+    return ProbedEnds({RAW}, _newest, refresh_s=5.0, clock=clock)
 
 
 def test_an_unmoved_reported_end_keeps_the_probed_end_and_commit_time_until_refresh():
@@ -44,6 +47,13 @@ def test_a_raw_tail_without_a_commit_time_is_probed_again():
     probed = _probed(Clock())
     probed.update({RAW: 41, EVENTS: 10}, {RAW: (45, [None, None]), EVENTS: (12, [])})
     assert probed.newest(RAW) is None and probed.to_probe({RAW: 41, EVENTS: 10}) == {RAW: 41}
+
+
+def test_only_the_partitions_to_retry_are_probed_again_for_a_missing_time():
+    probed = ProbedEnds({RAW, EVENTS}, _newest, refresh_s=5.0, clock=Clock(), retry={RAW})
+    reported = {RAW: 41, EVENTS: 10}
+    probed.update(reported, {RAW: (45, [None]), EVENTS: (12, [None])})
+    assert probed.to_probe(reported) == {RAW: 41}  # EVENTS waits for its reported end to move
 
 
 class FakeReader:
