@@ -208,10 +208,6 @@ class Watermarks:
         stage = min(1 + max(hops, 0), self.stages.count - 1)
         return {system: reached[stage] for system, reached in self.reached.items()}
 
-    @property
-    def newest(self) -> dict[str, int | None]:
-        return dict(self._noted)
-
     def stage_times(self) -> list[tuple[str, float]]:
         """(stage name, seconds from entering to passing it) of each barrier since the last call: where a
         watermark's time goes (commits a stage waits on, ticks), for the worker's metrics."""
