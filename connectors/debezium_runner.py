@@ -150,6 +150,8 @@ class KafkaForwarder:
         """Mark the newest commit time of an acknowledged batch (none for snapshot reads); it goes out with the next
         flush or linger, and a lost one only delays the watermark to the next."""
         for value in reversed(values):
+            if is_snapshot_record(value):
+                return  # an initial snapshot precedes streaming: the records before it are reads too, none to parse
             ts = commit_ts_ms(value)
             if ts is not None:
                 self._produce(self.mark_topic, None, acked_mark(ts), None)
