@@ -23,6 +23,7 @@ class Touched:
     applied: int = 0
     replayed: bool = False
     recheck: bool = False
+    owned: bool = False  # state is the batch's own copy, written in place from the second write on
     latest_source_ms: int | None = None
     correlation_id: str | None = None  # of the last change written: the one an alert names
     cause: str | None = None  # of the newest source change that reached the bucket, through any link
@@ -48,11 +49,12 @@ class JoinBatch:
     def write(self, message: Message, source, source_ms: int | None = None) -> str:
         """Write one message's member; APPLIED, REPLAYED or IGNORED as `apply` would say."""
         touched = self.buckets[message.bucket]
-        state, status = write(touched.state, message, source)
+        state, status = write(touched.state, message, source, owned=touched.owned)
         if status == IGNORED:
             return status
         touched.state = state
         if status == APPLIED:
+            touched.owned = True
             touched.applied += 1
             touched.cause = message.cause or (message.data or {}).get("correlation_id") or touched.cause
             touched.correlation_id = (message.data or {}).get("correlation_id") or touched.correlation_id

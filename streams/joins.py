@@ -65,6 +65,14 @@ def _digest(value) -> str:
     return hashlib.sha1(pickling.dumps(value)).hexdigest()
 
 
+def _digest_once(data, digests: dict[int, tuple[object, str]]) -> str:
+    """The digest of data, computed once per object; the memo keeps the object, so its id is not reused."""
+    known = digests.get(id(data))
+    if known is None:
+        known = digests[id(data)] = (data, _digest(data))
+    return known[1]
+
+
 _ANY = object()
 
 # What apply did with a message: wrote it, re-sent the outputs of the very delivery that wrote it, or nothing.
@@ -89,12 +97,18 @@ def apply(state: dict | None, message: Message, emits: Emits, projector: Project
     return state, outputs, status
 
 
-def write(state: dict | None, message: Message, source=_ANY) -> tuple[dict, str]:
-    """The member write of `apply` alone, without outputs: a batch writes every message, then emits once."""
+def write(state: dict | None, message: Message, source=_ANY, owned: bool = False) -> tuple[dict, str]:
+    """The member write of `apply` alone, without outputs: a batch writes every message, then emits once.
+
+    The state is copied before it changes, unless the caller says it owns it (a copy this function returned
+    earlier): a batch's later writes to a bucket then skip copying its members, which for a bucket of many
+    members cost more than the write.
+    """
     state = state if state is not None else new_state()
     current = state["members"].get(message.member)
     if current is None or list(message.order) > list(current["order"]):
-        state = {**state, "members": dict(state["members"])}
+        if not owned:
+            state = {**state, "members": dict(state["members"])}
         member = {"order": list(message.order), "deleted": message.deleted,
                   "data": None if message.deleted else message.data}
         if message.deleted and message.at_ms is not None:
@@ -119,6 +133,8 @@ def emit(key: str, state: dict, emits: Emits, projector: Projector, force: bool)
     # tombstones stay recorded so a redelivery after a crash can send them again.
     routes = dict(state["routes"])
     version = [state["version"]]
+    # id -> (data, digest): a bucket often sends one dict to several targets (an account to five).
+    digests: dict[int, tuple[object, str]] = {}
     for target, (member, digest) in list(routes.items()):
         wanted = desired.get(target)
         if wanted is not None and wanted[0] == tuple(member):
@@ -127,7 +143,7 @@ def emit(key: str, state: dict, emits: Emits, projector: Projector, force: bool)
             outputs.links.append(Message(target, tuple(member), version, deleted=True))
         routes[target] = (tuple(member), None)
     for target, (member, data) in desired.items():
-        digest = _digest(data)
+        digest = _digest_once(data, digests)
         previous = routes.get(target)
         if force or previous is None or previous[1] != digest or previous[0] != tuple(member):
             outputs.links.append(Message(target, tuple(member), version, data=data))
