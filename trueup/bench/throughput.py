@@ -42,7 +42,8 @@ def faust_settings(settings: Settings) -> dict:
             "producer_batch_bytes": k.producer_batch_bytes, "fetch_max_bytes": k.fetch_max_bytes,
             "commit_interval_s": w.commit_interval_s, "session_timeout_s": k.session_timeout_s,
             "gc_young_threshold": w.gc_young_threshold, "loop": "uvloop",
-            "log_level": "warning (baselines) / info (pipeline)", "store": "rocksdb"}
+            "log_level": "warning (baselines) / info (pipeline)", "store": "rocksdb",
+            "pipeline_batch_max": w.batch_max, "pipeline_batch_within_s": w.batch_within_s}
 
 
 class Bench:
