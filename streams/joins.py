@@ -133,7 +133,7 @@ def emit(key: str, state: dict, emits: Emits, projector: Projector, force: bool)
     # tombstones stay recorded so a redelivery after a crash can send them again.
     routes = dict(state["routes"])
     version = [state["version"]]
-    # id -> (data, digest): a bucket often sends one dict to several targets (an account to five).
+    # id -> (data, digest): a bucket often sends one dict to several targets (an account its own to three).
     digests: dict[int, tuple[object, str]] = {}
     for target, (member, digest) in list(routes.items()):
         wanted = desired.get(target)
