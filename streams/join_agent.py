@@ -65,7 +65,7 @@ class JoinAgents:
         # The producer's own partitioner instance (streams.app), so links share its memo of recent key hashes.
         self._partitioner, self._partitions = app.conf.producer_partitioner, list(range(settings.kafka.partitions))
         self.bundle_links, self.bundle_bytes = settings.worker.link_bundle_max, settings.worker.link_bundle_bytes
-        self.batch_max = settings.worker.batch_max
+        self.batch_messages = settings.worker.join_batch_messages
         self.alerts = app.topic(settings.topics.alerts, key_serializer="raw", value_serializer="raw")
         self.outputs = {name: app.topic(f"{settings.topics.projections_prefix}.{name}", key_serializer="raw",
                                         value_serializer="raw")
@@ -78,12 +78,12 @@ class JoinAgents:
                                         "Latest record of every alert, keyed rule_id|entity_type|entity_id")
 
     async def process_batch(self, taken: list) -> None:
-        """A take of records, as batches of at most batch_max entity writes, links and rechecks: members written,
-        then each bucket emits once per batch. A take of bundles can hold hundreds of thousands of messages (a
+        """A take of records, as batches of at most join_batch_messages entity writes, links and rechecks: members
+        written, then each bucket emits once per batch. A take of bundles can hold hundreds of thousands of messages (a
         snapshot); between batches the event loop runs its commits, timers and requests."""
         # Unpacked one run at a time: a take's messages are never all in memory at once.
         decoded = ((event, self._messages(event.message)) for event in taken)
-        for index, part in enumerate(runs_of(decoded, self.batch_max)):
+        for index, part in enumerate(runs_of(decoded, self.batch_messages)):
             if index:
                 await asyncio.sleep(0)
             batch, tally = JoinBatch(join_topology.emits, projections.projector), Tally()

@@ -78,6 +78,7 @@ class JoinBatch:
             if touched.changed:
                 touched.state, outputs = emit(bucket, touched.state, self.emits, self.projector,
                                               force=touched.replayed)
+                touched.owned = False  # the emitted state shares its members with what the caller stores
                 for link in outputs.links:
                     link.cause = touched.cause
                 yield bucket, touched, outputs

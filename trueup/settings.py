@@ -112,9 +112,13 @@ class WorkerSettings(_Section):
         "reach the stream slightly out of time order"
     )
     batch_max: int = Field(
-        5000, ge=1, le=100_000, description="records an agent takes at once, and the most messages (bundled entity "
-        "writes and links) the join handles per batch; state is written once per key per batch, so larger batches "
-        "write less (README, Benchmark) but hold the event loop longer"
+        1000, ge=1, le=100_000, description="records an agent takes at once (a links record is a bundle of up to "
+        "link_bundle_max messages); the normalizer writes its state once per key per take"
+    )
+    join_batch_messages: int = Field(
+        5000, ge=1, le=100_000, description="the most messages (bundled entity writes and links) the join handles "
+        "per batch; each bucket is written once per batch, so larger batches write less (README, Benchmark) but "
+        "hold the event loop longer"
     )
     batch_within_s: float = Field(
         0.1, gt=0, le=5, description="how long an agent waits to fill a batch; 0.05 shortens projections and "

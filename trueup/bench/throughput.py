@@ -43,7 +43,8 @@ def faust_settings(settings: Settings) -> dict:
             "commit_interval_s": w.commit_interval_s, "session_timeout_s": k.session_timeout_s,
             "gc_young_threshold": w.gc_young_threshold, "loop": "uvloop",
             "log_level": "warning (baselines) / info (pipeline)", "store": "rocksdb",
-            "pipeline_batch_max": w.batch_max, "pipeline_batch_within_s": w.batch_within_s}
+            "pipeline_batch_max": w.batch_max, "pipeline_join_batch_messages": w.join_batch_messages,
+            "pipeline_batch_within_s": w.batch_within_s}
 
 
 class Bench:
