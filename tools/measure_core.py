@@ -2,9 +2,10 @@
 
 Usage: python tools/measure_core.py INPUT [EVENTS]   (INPUT: a bench-input.jsonl saved by `trueup bench`;
 EVENTS default 30,000, replicated as the throughput run does). The same parse and finish the normalize agent
-calls, then the join as its agent runs it (streams.join_driver.BatchedJoinDriver: batches of 1,000, link
-bundles pickled and unpickled), with the worker's garbage-collection setting. Bucket states stay objects, so
-this is a floor: the worker also pickles them, encodes Avro and goes through Faust. Prints JSON.
+calls, then the join as its agent runs it (streams.join_driver.BatchedJoinDriver: batches of the worker's
+join_batch_messages, link bundles pickled and unpickled), with the worker's garbage-collection setting. Bucket
+states stay objects, so this is a floor: the worker also pickles them, encodes Avro and goes through Faust.
+Prints JSON.
 """
 
 from __future__ import annotations
@@ -22,8 +23,6 @@ from streams.mapping import load_mapping  # noqa: E402
 from streams.normalizer import Parsed, RawRecord, finish, parse  # noqa: E402
 from trueup.bench import envelopes  # noqa: E402
 from trueup.settings import load_settings  # noqa: E402
-
-BATCH = 1000
 
 
 def normalized(records: list[envelopes.Raw], mapping) -> list[dict]:
@@ -43,10 +42,10 @@ def normalized(records: list[envelopes.Raw], mapping) -> list[dict]:
     return events
 
 
-def joined(events: list[dict]) -> BatchedJoinDriver:
-    driver = BatchedJoinDriver(batch=BATCH)
-    for start in range(0, len(events), BATCH):
-        for event in events[start:start + BATCH]:
+def joined(events: list[dict], batch: int) -> BatchedJoinDriver:
+    driver = BatchedJoinDriver(batch=batch)
+    for start in range(0, len(events), batch):
+        for event in events[start:start + batch]:
             driver.feed(event)
         driver.drain()
     return driver
@@ -61,7 +60,7 @@ def main(path: str, count: int) -> None:
     events = normalized(records, mapping)
     normalize_s = time.process_time() - started
     started = time.process_time()
-    driver = joined(events)
+    driver = joined(events, settings.worker.join_batch_messages)
     join_s = time.process_time() - started
     per_event_us = (normalize_s + join_s) / len(records) * 1e6
     print(json.dumps({

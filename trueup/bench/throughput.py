@@ -36,7 +36,7 @@ TARGETS = {"pipeline_vs_naive": 1.2, "pipeline_vs_minimal": 0.5}
 
 
 def faust_settings(settings: Settings) -> dict:
-    """The settings every Faust variant runs with (printed beside the figures)."""
+    """The settings every Faust variant runs with, and the pipeline's own batching (printed beside the figures)."""
     k, w = settings.kafka, settings.worker
     return {"partitions": k.partitions, "producer_linger_ms": k.producer_linger_ms,
             "producer_batch_bytes": k.producer_batch_bytes, "fetch_max_bytes": k.fetch_max_bytes,
