@@ -28,24 +28,36 @@ def new_stack(name: str, env: dict[str, str] | None = None) -> Stack:
             del os.environ[key]
 
 
-def started_pids(stack: Stack) -> list[int]:
+def started_pids(stack: Stack) -> list[tuple[str, int]]:
+    """(role, pid) of every process the stack's state names: workers, connectors, the broker, PostgreSQL."""
     state = stack.state()
     if state is None:
         return []
-    pids = [rec.pid for rec in [*state.workers, *state.connectors.values()] if rec.pid]
+    pids = [(f"worker {i}", rec.pid) for i, rec in enumerate(state.workers) if rec.pid]
+    pids += [(f"connector {name}", rec.pid) for name, rec in state.connectors.items() if rec.pid]
     if state.broker and state.broker.pid:
-        pids.append(state.broker.pid)
+        pids.append(("broker", state.broker.pid))
     cluster = stack._cluster(state)
     if cluster is not None and cluster.pid():
-        pids.append(cluster.pid())
+        pids.append(("postgres", cluster.pid()))
     return pids
 
 
-def destroy(stack: Stack) -> list[int]:
-    """Stop the stack and delete its folders; return pids still alive afterwards (should be none)."""
+def describe(role: str, pid: int) -> str:
+    """A survivor as the failure should name it: its role, pid, kernel state and command line."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return f"{role} (pid {pid}, gone while being described)"
+    return f"{role} (pid {pid}, state {state}: {argv[:160]})"
+
+
+def destroy(stack: Stack) -> list[str]:
+    """Stop the stack and delete its folders; describe the processes still alive afterwards (should be none)."""
     pids = started_pids(stack)
     stack.down()
-    left = [pid for pid in pids if alive(pid)]
+    left = [describe(role, pid) for role, pid in pids if alive(pid)]
     state_home = cluster_home(stack.data_dir)
     shutil.rmtree(stack.data_dir, ignore_errors=True)
     shutil.rmtree(state_home, ignore_errors=True)
