@@ -43,6 +43,7 @@ class DirectSend:
         self.waiting: dict[str, int] = {}  # topic -> its records queued or in flight on Faust's path
         self.direct = 0
         self.queued = 0
+        self.fallbacks: dict[tuple[str, str], int] = {}  # (topic, why) -> records sent through Faust's queue
         self.enabled = True
 
     def install(self) -> None:
@@ -56,11 +57,17 @@ class DirectSend:
 
     def put(self, fut: Any) -> None:
         topic = fut.message.channel.get_topic_name()
-        appended = self._try_append(fut, topic) if self.enabled and not self.waiting.get(topic) else None
-        if appended is not None:
+        if not self.enabled:
+            appended = "direct sends off"
+        elif self.waiting.get(topic):
+            appended = "earlier records of the topic still queued"
+        else:
+            appended = self._try_append(fut, topic)
+        if not isinstance(appended, str):
             self.direct += 1
             self._track(fut, topic, *appended)
             return
+        self._fell_back(topic, appended)
         self.queued += 1
         self.waiting[topic] = self.waiting.get(topic, 0) + 1
         self._queued_put(fut)
@@ -76,31 +83,38 @@ class DirectSend:
             else:
                 self.waiting.pop(topic, None)
 
-    def _try_append(self, fut: Any, topic: str) -> Any:
+    def _fell_back(self, topic: str, why: str) -> None:
+        """Count a record sent through Faust's queue; say so the first time a topic falls back for a reason."""
+        key = (topic, why)
+        if key not in self.fallbacks:
+            log.warning("records to %s go through Faust's queue: %s", topic, why)
+        self.fallbacks[key] = self.fallbacks.get(key, 0) + 1
+
+    def _try_append(self, fut: Any, topic: str) -> tuple[Any, Any, Any] | str:
         try:
             return self._append(fut, topic)
         except AttributeError as exc:
             # aiokafka's internals are not its API: another version may lack one. Faust's path still works.
             self.enabled = False
             log.warning("direct sends off, every record now goes through Faust's queue: %s", exc)
-            return None
+            return "direct sends off"
 
-    def _append(self, fut: Any, topic: str) -> tuple[Any, Any, Any] | None:
+    def _append(self, fut: Any, topic: str) -> tuple[Any, Any, Any] | str:
         """(the record's future in its partition's batch, Faust's completion callback, its produce signal).
 
-        None where only Faust's path can send it. Every lookup comes first and the append last: nothing after
+        Otherwise why only Faust's path can send it. Every lookup comes first and the append last: nothing after
         it may fail and send the record a second time.
         """
         producer = self.producer
         kafka = producer._producer
         if kafka is None or kafka._txn_manager is not None or self.app.in_transaction:
-            return None
+            return "producer not started or in a transaction"
         accumulator = kafka._message_accumulator
         if accumulator._closed or accumulator._exception is not None:
-            return None
+            return "producer closed or failed"
         partitions = kafka._metadata.partitions_for_topic(topic)
         if not partitions:
-            return None  # metadata not known yet: aiokafka's send waits for it
+            return "no metadata for the topic yet"  # aiokafka's send waits for it
         message = fut.message
         key, value = message.key, message.value
         headers = message.headers
@@ -110,15 +124,15 @@ class DirectSend:
         try:
             kafka._serialize(key, value, headers)  # aiokafka's size check, as its send does
         except Exception:
-            return None  # Faust's path raises it where it always did
+            return "record refused by aiokafka's checks"  # Faust's path raises it where it always did
         partition = message.partition
         if partition is None:
             if key is None:
-                return None  # placement without a key is left to Faust's path
+                return "no key or partition"  # placement without a key is left to Faust's path
             available = kafka._metadata.available_partitions_for_topic(topic)
             partition = kafka._partitioner(key, list(partitions), list(available))
         elif partition not in partitions:
-            return None
+            return f"no partition {partition}"
         tp = TopicPartition(topic, partition)
         on_published, notify = message.channel._on_published, producer._send_on_produce_message
         batches = accumulator._batches.get(tp)
@@ -127,13 +141,13 @@ class DirectSend:
             sent = batches[-1].append(key, value, timestamp_ms, headers=headers) if batches else None
             if sent is None:
                 if batches and len(batches) >= self.max_batches:
-                    return None
+                    return f"{self.max_batches} batches already waiting for one partition"
                 # The sender takes a partition's batches oldest first, one request at a time, so order holds.
                 batch = accumulator._append_batch(accumulator.create_builder(), tp)
                 sent = batch.append(key, value, timestamp_ms, headers=headers)
         except TypeError:
-            return None  # a key or value that is not bytes: Faust's path raises it where it always did
-        return (sent, on_published, notify) if sent is not None else None
+            return "key or value not bytes"  # Faust's path raises it where it always did
+        return (sent, on_published, notify) if sent is not None else "record does not fit a new batch"
 
     def _track(self, fut: Any, topic: str, sent: Any, on_published: Any, notify: Any) -> None:
         """What Faust's publish does around its send: the produce signal, the sensors, the completion callback.

@@ -20,6 +20,7 @@ import faust
 from state.batch_state import make_current
 from state.faust_offset_watch import OffsetWatch
 from state.pickled_table import PickledTable
+from state.producer_backlog import ebb
 from streams import join_topology, link_bundles, pickling, projections
 from streams.alerting import judge
 from streams.deadlines import Deadlines
@@ -66,6 +67,7 @@ class JoinAgents:
         self._partitioner, self._partitions = app.conf.producer_partitioner, list(range(settings.kafka.partitions))
         self.bundle_links, self.bundle_bytes = settings.worker.link_bundle_max, settings.worker.link_bundle_bytes
         self.batch_messages = settings.worker.join_batch_messages
+        self.send_backlog = settings.worker.send_backlog_batches
         self.alerts = app.topic(settings.topics.alerts, key_serializer="raw", value_serializer="raw")
         self.outputs = {name: app.topic(f"{settings.topics.projections_prefix}.{name}", key_serializer="raw",
                                         value_serializer="raw")
@@ -80,12 +82,12 @@ class JoinAgents:
     async def process_batch(self, taken: list) -> None:
         """A take of records, as batches of at most join_batch_messages entity writes, links and rechecks: members
         written, then each bucket emits once per batch. A take of bundles can hold hundreds of thousands of messages (a
-        snapshot); between batches the event loop runs its commits, timers and requests."""
+        snapshot); before each batch the event loop runs its commits, timers and requests, and the producer's sender
+        catches up to send_backlog_batches per partition."""
         # Unpacked one run at a time: a take's messages are never all in memory at once.
         decoded = ((event, self._messages(event.message)) for event in taken)
-        for index, part in enumerate(runs_of(decoded, self.batch_messages)):
-            if index:
-                await asyncio.sleep(0)
+        for part in runs_of(decoded, self.batch_messages):
+            await ebb(self.app.producer, self.send_backlog)
             batch, tally = JoinBatch(join_topology.emits, projections.projector), Tally()
             try:
                 self._process(part, batch, tally)

@@ -16,6 +16,7 @@ import faust
 
 from state.batch_state import BatchState
 from state.pickled_table import PickledTable
+from state.producer_backlog import ebb
 from streams import join_topology, link_bundles
 from streams.dead_letters import ORIGINAL_TOPIC_HEADER, dead_letter
 from streams.encoding import Encoder
@@ -149,6 +150,8 @@ def register(app: faust.App, settings: Settings, mapping: Mapping, metrics: Work
     async def normalize(stream):
         batch, tally = BatchState(state), Tally()
         async for taken in stream.take_events(settings.worker.batch_max, settings.worker.batch_within_s):
+            # The sender first catches up with what the last takes produced (the join shares the producer).
+            await ebb(app.producer, settings.worker.send_backlog_batches)
             writes: list = []
             try:
                 for event in taken:

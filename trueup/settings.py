@@ -145,6 +145,10 @@ class WorkerSettings(_Section):
     direct_send: bool = Field(
         True, description="append records straight to aiokafka's open batches; false sends all through Faust's queue"
     )
+    send_backlog_batches: int = Field(
+        8, ge=0, le=1000, description="unsent producer batches a partition may hold before an agent waits between "
+        "its batches for the sender to catch up; 0 never waits"
+    )
 
 
 class ConnectSettings(_Section):

@@ -127,25 +127,36 @@ def test_past_the_batch_bound_a_topic_queues_until_its_queue_is_sent_and_other_t
             await direct.buffer._send_pending(fut)
         direct.buffer.put(pending(log, b"k", b"y", partition=1))
         assert direct.direct == 3 and direct.queued == 2
+        assert direct.fallbacks == {("changelog", "1 batches already waiting for one partition"): 1,
+                                    ("changelog", "earlier records of the topic still queued"): 1}
         await kafka.stop()
 
     asyncio.run(main())
 
 
-def test_what_only_fausts_path_can_send_is_queued():
+def test_what_only_fausts_path_can_send_is_queued(caplog):
     async def main():
         direct, kafka, buffer = make()
         unknown = pending(Channel("no-metadata-yet", []), b"k", b"v")
         keyless = pending(Channel("events", []), None, b"v")
-        direct.buffer.put(unknown)
-        direct.buffer.put(keyless)
-        assert buffer.queue == [unknown, keyless] and direct.direct == 0
+        with caplog.at_level("WARNING"):
+            direct.buffer.put(unknown)
+            direct.buffer.put(keyless)
+            assert buffer.queue == [unknown, keyless] and direct.direct == 0
+            for fut in list(buffer.queue):
+                await direct.buffer._send_pending(fut)
+            direct.buffer.put(pending(Channel("events", []), None, b"w"))
+        assert direct.fallbacks == {("no-metadata-yet", "no metadata for the topic yet"): 1,
+                                    ("events", "no key or partition"): 2}
+        # Said once per topic and reason, however many records follow it.
+        assert caplog.text.count("records to events go through Faust's queue: no key or partition") == 1
         await kafka.stop()
 
         transactional, kafka, buffer = make(in_transaction=True)
         fut = pending(Channel("events", []), b"k", b"v")
         transactional.buffer.put(fut)
         assert buffer.queue == [fut] and transactional.direct == 0
+        assert transactional.fallbacks == {("events", "producer not started or in a transaction"): 1}
         await kafka.stop()
 
     asyncio.run(main())

@@ -44,7 +44,7 @@ def faust_settings(settings: Settings) -> dict:
             "gc_young_threshold": w.gc_young_threshold, "loop": "uvloop",
             "log_level": "warning (baselines) / info (pipeline)", "store": "rocksdb",
             "pipeline_batch_max": w.batch_max, "pipeline_join_batch_messages": w.join_batch_messages,
-            "pipeline_batch_within_s": w.batch_within_s}
+            "pipeline_batch_within_s": w.batch_within_s, "pipeline_send_backlog_batches": w.send_backlog_batches}
 
 
 class Bench:
