@@ -15,10 +15,16 @@ from typing import Any
 
 
 def backlog(batches: dict[Any, Any] | None, limit: int) -> list[Any]:
-    """The oldest batch's future of every partition holding more than `limit` batches."""
+    """The oldest batch's future of every partition holding more than `limit` batches, unless it has ended.
+
+    A batch leaves the accumulator when the sender takes it and ends when the broker answers, so an ended batch
+    still there means the sender failed them all and will take none: nothing to wait for (the agent's next
+    send meets the producer's error instead).
+    """
     if not batches or limit <= 0:
         return []
-    return [queue[0].future for queue in list(batches.values()) if len(queue) > limit]
+    return [queue[0].future for queue in list(batches.values())
+            if len(queue) > limit and not queue[0].future.done()]
 
 
 def accumulator_batches(producer: Any) -> dict[Any, Any] | None:
@@ -30,8 +36,10 @@ def accumulator_batches(producer: Any) -> dict[Any, Any] | None:
 async def ebb(producer: Any, limit: int) -> int:
     """Yield to the loop, then return once no partition holds more than `limit` unsent batches; how many waits.
 
-    A batch's future ends when its request is answered, with a result or an error, so a failing broker ends
-    the wait as it fails the batch. asyncio.wait never cancels those futures, even if this task is cancelled.
+    A batch's future ends when its request is answered, with a result or an error; a broker that does not
+    answer holds the wait until aiokafka expires the batch (Faust's producer_request_timeout), as it holds
+    Faust's commit, which flushes the producer. asyncio.wait never cancels those futures, even if this task is
+    cancelled.
     """
     await asyncio.sleep(0)
     waits = 0

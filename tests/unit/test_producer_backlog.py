@@ -8,6 +8,9 @@ from types import SimpleNamespace
 
 import pytest
 
+from aiokafka.producer.message_accumulator import MessageAccumulator
+from aiokafka.structs import TopicPartition
+
 from state.producer_backlog import backlog, ebb
 
 
@@ -92,5 +95,22 @@ def test_an_agent_cancelled_while_waiting_leaves_the_batches_alone():
         with pytest.raises(asyncio.CancelledError):
             await waiting
         assert not any(b.future.cancelled() for b in batches["a"])
+
+    asyncio.run(main())
+
+
+def test_batches_a_dead_sender_failed_in_place_end_the_wait_at_once():
+    async def main():
+        # aiokafka's own accumulator: when its sender dies it fails every batch and leaves them where they are.
+        accumulator = MessageAccumulator(SimpleNamespace(), batch_size=100, compression_type=0, batch_ttl=30)
+        tp = TopicPartition("changelog", 0)
+        for _ in range(3):
+            accumulator._append_batch(accumulator.create_builder(), tp)
+        accumulator.fail_all(RuntimeError("sender died"))
+        producer = SimpleNamespace(_producer=SimpleNamespace(_message_accumulator=accumulator))
+        assert len(accumulator._batches[tp]) == 3
+        assert await asyncio.wait_for(ebb(producer, 1), timeout=1) == 0
+        for queued in accumulator._batches[tp]:
+            queued.future.exception()  # retrieved: the test leaves no unretrieved error behind
 
     asyncio.run(main())
