@@ -3,8 +3,8 @@
 An agent that handles a long batch without yielding lets aiokafka's sender move only between batches, and the
 sender has one produce request in flight at a time, each taking one batch per partition. A join draining a
 backlog filled batches faster than that (one 200,000-event run): past the direct path's bound every record
-then went through Faust's per-record queue, which grew to 55,000 records and stayed, the slowest path there
-is. Waiting here between batches hands the loop to the sender until it has caught up, and bounds the unsent
+then went through Faust's per-record queue, which grew past 55,000 records within two minutes, the slowest
+path there is. Waiting here between batches hands the loop to the sender until it has caught up, and bounds the unsent
 records in memory, as Kafka's own producer blocks a send while its buffer is full.
 """
 
