@@ -12,7 +12,7 @@ from typing import Union
 
 from streams.debezium_envelope import Change, EnvelopeProblem, decode_json, parse_change
 from streams.mapping import HEARTBEAT_TABLE, SIGNAL_TABLE, Mapping, TableMapping
-from streams.positions import debezium_position, idempotency_key, is_newer
+from streams.positions import debezium_position, idempotency_key, is_newer, is_snapshot_read, snapshot_landing
 from streams.values import UNAVAILABLE, ValueProblem, decimal_from, json_text, money, scalar_from
 from streams.watermarks import is_acked_mark
 
@@ -250,8 +250,10 @@ def finish(parsed: Parsed, state: dict | None, captured_ms: int,
            source: tuple | None = None) -> tuple[dict | None, dict | None, Dropped | None]:
     """(event, new state, None) for a change newer than the state holds; (None, None, Dropped) otherwise.
 
-    state is {"order": [...], "fields": {...}, "source": ..., "repaired": ...} as this function last returned it,
-    or None; repaired is the raw record (topic, partition, offset) of the newest repair applied.
+    state is {"order": [...], "fields": {...}, "source": ..., "repaired": ..., "snapshot_lsn": ...} as this
+    function last returned it, or None; repaired is the raw record (topic, partition, offset) of the newest repair
+    applied, snapshot_lsn the start LSN of the newest snapshot read applied (a snapshot lands by
+    positions.snapshot_landing).
     source identifies the raw record (topic, partition, offset). When the very record that last wrote the
     state comes again (a replay after a crash or rebalance, whose send may have been lost), the event is
     rebuilt and returned with Dropped("replay") so it is sent again but the state stays; any other copy of
@@ -273,6 +275,15 @@ def finish(parsed: Parsed, state: dict | None, captured_ms: int,
         parsed = replace(parsed, position={**parsed.position, "order": order})
         if source is not None:
             repaired = list(source)
+    snapshot_lsn = state.get("snapshot_lsn") if state else None  # start of the newest snapshot applied
+    if parsed.position["kind"] == "snapshot" and is_snapshot_read(parsed.position["order"]):
+        taken_at = parsed.position["order"][1]
+        if last_order is not None:
+            landing = snapshot_landing(taken_at, last_order, snapshot_lsn)
+            if landing is None:
+                return None, None, Dropped("stale")
+            parsed = replace(parsed, position={**parsed.position, "order": landing})
+        snapshot_lsn = max(taken_at, snapshot_lsn or 0)
     if not is_newer(parsed.position["order"], last_order):
         if list(parsed.position["order"]) != list(last_order):
             return None, None, Dropped("stale")
@@ -286,6 +297,8 @@ def finish(parsed: Parsed, state: dict | None, captured_ms: int,
         new_state["source"] = source
     if repaired is not None:
         new_state["repaired"] = repaired
+    if snapshot_lsn is not None:
+        new_state["snapshot_lsn"] = snapshot_lsn
     return event, new_state, None
 
 

@@ -53,8 +53,9 @@ def debezium_position(source: dict, kafka_offset: int) -> dict:
     """Position of a Debezium change, with `order` comparable across every change of one row.
 
     Streamed changes order by (last commit LSN before the transaction, change LSN): pgoutput streams in
-    commit order and the first part grows with every transaction. Initial-snapshot rows sort before every
-    streamed change, so a change that overlaps the snapshot is applied over it, never dropped.
+    commit order and the first part grows with every transaction. Snapshot rows sort before every streamed
+    change, so a change that overlaps the snapshot is applied over it, never dropped; a snapshot over a row
+    that already has state lands by `snapshot_landing`.
     """
     if source.get("connector") == POLL_CONNECTOR:
         return poll_position(source)
@@ -88,6 +89,37 @@ def debezium_position(source: dict, kafka_offset: int) -> dict:
         "cursor": None,
         "order": order,
     }
+
+
+SNAPSHOT_MARK = -1  # never an LSN, offset or time: [..., -1, S] says "a snapshot taken at S landed here"
+
+
+def is_snapshot_read(order: list[int]) -> bool:
+    """A row read by a blocking snapshot (initial, re-snapshot, ad-hoc): order [0, S, 0], S its start LSN."""
+    return len(order) == 3 and order[0] == 0
+
+
+def snapshot_landing(snapshot_lsn: int, last_order: list[int], last_snapshot_lsn: int | None) -> list[int] | None:
+    """The order a snapshot read taken at snapshot_lsn lands with over a row's state, or None if it is stale.
+
+    A snapshot that comes after streaming (offsets lost, a blocking snapshot asked for) holds every change
+    committed before its start, and it is the only record of the changes committed while nobody streamed.
+    So it lands over a state written by a change at a lower LSN, just above that change: a streamed change
+    committed after the snapshot changed the row after the state's change, so its order is greater still.
+    A row whose state holds a change at or past the snapshot's start, or a snapshot as new, keeps it.
+    Sorting every snapshot read before all streaming would drop those changes for good.
+    """
+    if last_snapshot_lsn is None and is_snapshot_read(last_order):
+        last_snapshot_lsn = last_order[1]
+    if last_snapshot_lsn is not None and snapshot_lsn <= last_snapshot_lsn:
+        # The snapshot that wrote the state, delivered again, lands where it landed; an older one is stale.
+        wrote_it = list(last_order) == [0, snapshot_lsn, 0] or list(last_order[-2:]) == [SNAPSHOT_MARK, snapshot_lsn]
+        return list(last_order) if snapshot_lsn == last_snapshot_lsn and wrote_it else None
+    if snapshot_lsn <= 0 or len(last_order) < 3 or last_order[0] not in (0, 1):
+        return None  # no LSN to compare with (unwrapped records, a polled row): streaming keeps the row
+    if last_order[0] == 1 and not 0 < last_order[2] < snapshot_lsn:
+        return None  # a change at or past the snapshot's start, or one without an LSN
+    return [*last_order, SNAPSHOT_MARK, snapshot_lsn]
 
 
 def idempotency_key(system: str, table: str, entity_id: str, position: dict) -> str:

@@ -307,3 +307,57 @@ def test_a_later_repair_lands_whatever_its_clock_and_an_earlier_one_never_lands_
     event, state, dropped = finish(later, state, 3, (RAW, 0, 7))
     assert dropped is None and state["fields"]["stage"] == "closed_lost" and state["repaired"] == [RAW, 0, 7]
     assert finish(earlier, state, 4, (RAW, 0, 6)) == (None, None, Dropped("stale"))
+
+
+# --- a snapshot after streaming (offsets lost, a blocking snapshot asked for) --------------------------------
+
+
+def test_a_snapshot_after_streaming_lands_over_older_changes_and_below_later_ones(mapping):
+    """The connector lost its offsets and snapshotted again at S: the snapshot is the only record of what was
+    committed while nobody streamed, so it lands over the streamed state; a change in flight at S comes after it."""
+    created = change(mapping, "c", lsn=36001000, last_commit=36000900, after=row(*OPP, stage="proposal"), offset=1)
+    _, state, _ = apply(created, None)
+    snap = change(mapping, "r", lsn=36050000, after=row(*OPP, stage="closed_lost"), offset=40)
+    event, state, dropped = apply(snap, state)
+    assert dropped is None and event["op"] == "snapshot" and event["after"]["stage"] == "closed_lost"
+    assert state["order"] == [1, 36000900, 36001000, -1, 36050000] == event["position"]["order"]
+    assert state["snapshot_lsn"] == 36050000 and state["fields"]["stage"] == "closed_lost"
+    # the streamed change before it, delivered again, is stale; so is the snapshot's own copy once overtaken
+    assert apply(created, state) == (None, None, Dropped("stale"))
+    in_flight = change(mapping, "u", lsn=36040000, last_commit=36030000, after=row(*OPP, stage="closed_won"),
+                       offset=41)
+    event, state, dropped = apply(in_flight, state)
+    assert dropped is None and state["fields"]["stage"] == "closed_won"
+    assert state["snapshot_lsn"] == 36050000  # kept, so the snapshot cannot land again below this change
+    assert apply(snap, state) == (None, None, Dropped("stale"))
+
+
+def test_a_snapshot_read_that_wrote_the_state_is_sent_again_other_copies_are_duplicates(mapping):
+    _, state, _ = finish(change(mapping, "c", lsn=36001000, last_commit=36000900), None, 1, ("t", 0, 1))
+    snap = change(mapping, "r", lsn=36050000, after=row(*OPP, stage="closed_lost"))
+    event, state, _ = finish(snap, state, 2, ("t", 0, 40))
+    again, new_state, replay = finish(snap, state, 3, ("t", 0, 40))
+    assert replay == Dropped("replay") and new_state is None
+    assert again["position"]["order"] == event["position"]["order"] and again["after"] == event["after"]
+    assert finish(snap, state, 4, ("t", 0, 77)) == (None, None, Dropped("duplicate"))
+
+
+def test_a_snapshot_older_than_the_state_is_stale(mapping):
+    later = change(mapping, "u", lsn=36060000, last_commit=36059000, after=row(*OPP, stage="closed_won"))
+    _, state, _ = apply(later, None)
+    assert apply(change(mapping, "r", lsn=36050000), state) == (None, None, Dropped("stale"))
+    # a second snapshot lands over the first; the first, delivered again, is stale
+    _, state, _ = apply(change(mapping, "r", lsn=36050000, after=row(*OPP, stage="proposal")), None)
+    assert state["order"] == [0, 36050000, 0]
+    _, state, dropped = apply(change(mapping, "r", lsn=36070000, after=row(*OPP, stage="closed_lost")), state)
+    assert dropped is None and state["order"] == [0, 36050000, 0, -1, 36070000]
+    assert state["fields"]["stage"] == "closed_lost"
+    assert apply(change(mapping, "r", lsn=36050000), state) == (None, None, Dropped("stale"))
+
+
+def test_a_snapshot_without_an_lsn_never_lands_over_a_state(mapping):
+    _, state, _ = apply(change(mapping, "u", lsn=36001000, last_commit=36000900), None)
+    unwrapped_snap = parse(record(topic(*OPP), unwrapped(row(*OPP, stage="closed_lost"), op="r",
+                                                         source_snapshot="true")), mapping)
+    assert unwrapped_snap.position["order"] == [0, 0, 0]
+    assert apply(unwrapped_snap, state) == (None, None, Dropped("stale"))

@@ -264,13 +264,18 @@ def test_mutated_envelopes_never_raise(data, table, op, form, wrapped, other_top
 
 @st.composite
 def row_histories(draw):
-    """Distinct changes of one row: maybe a snapshot read, then streamed changes with distinct positions."""
+    """Distinct changes of one row: maybe a snapshot read, then streamed changes with distinct positions.
+
+    The snapshot starts at or below every streamed change, as an initial snapshot does; a snapshot taken after
+    streaming is judged by its place in the topic (see test_a_log_with_a_snapshot_after_streaming_converges...).
+    """
     n = draw(st.integers(2, 8))
     stream_positions = draw(st.lists(st.tuples(st.integers(0, 10**6), st.integers(1, 10**6)), min_size=n,
                                      max_size=n, unique=True))
     changes = []
     if draw(st.booleans()):
-        changes.append({"op": "r", "lsn": draw(st.integers(1, 10**6)), "snapshot": "true"})
+        first_lsn = min(lsn for _, lsn in stream_positions)
+        changes.append({"op": "r", "lsn": draw(st.integers(1, first_lsn)), "snapshot": "true"})
     for last_commit, lsn in stream_positions:
         changes.append({"op": draw(st.sampled_from(["u", "u", "c", "d"])), "lsn": lsn,
                         "seq": sequence(last_commit, lsn)})
@@ -307,3 +312,47 @@ def test_finish_converges_to_the_newest_change(history, seed, redeliver):
     assert state["order"] == newest.position["order"]
     assert state["fields"] == (newest.after or {})
     assert 1 <= applied <= len(parsed)
+
+
+@st.composite
+def logs_with_a_snapshot_after_streaming(draw):
+    """One row's raw partition in topic order: changes streamed in commit order, the connector snapshotting again
+    at S above them all (offsets lost), then changes streamed from S on, some written before S but committed
+    after it (in flight at S); and where a consumer restarts from an earlier offset, replaying the tail."""
+    lsns = sorted(draw(st.lists(st.integers(1, 10**6), min_size=2, max_size=10, unique=True)))
+    before_n = draw(st.integers(1, len(lsns)))  # all of them: the snapshot is the last record
+    snapshot_lsn = draw(st.integers(lsns[before_n - 1] + 1, lsns[-1] + 10))
+    log = [{"op": "u", "lsn": lsn, "seq": sequence(lsn - 1, lsn)} for lsn in lsns[:before_n]]
+    log.append({"op": "r", "lsn": snapshot_lsn, "snapshot": "true"})
+    log += [{"op": "u", "lsn": lsn, "seq": sequence(lsn - 1, lsn)} for lsn in lsns[before_n:]]
+    rewinds = draw(st.lists(st.tuples(st.integers(0, len(log)), st.integers(0, len(log) - 1)), max_size=3))
+    return log, rewinds
+
+
+@SETTINGS
+@given(drawn=logs_with_a_snapshot_after_streaming())
+def test_a_log_with_a_snapshot_after_streaming_converges_to_its_last_change(drawn):
+    """The row ends as the last record of its partition says, however often a tail is replayed: the snapshot
+    wins over everything streamed before it, every change after it in the topic wins over the snapshot."""
+    log, rewinds = drawn
+    parsed = []
+    for i, spec in enumerate(log):
+        spec = dict(spec)
+        op = spec.pop("op")
+        after = row(*OPP, stage="proposal", amount=f"{i}.00")
+        value = envelope(*OPP, op, after=after, before=row(*OPP) if op == "u" else None, **spec)
+        out = parse(record(topic(*OPP), value, key={"id": "OPP-0001"}, offset=1000 + i), MAPPING)
+        assert isinstance(out, Parsed), out
+        parsed.append(out)
+    arrivals = list(range(len(log)))
+    for at, back_to in sorted(rewinds, reverse=True):  # a restart after record `at` re-reads from `back_to`
+        if back_to < at:
+            arrivals[at:at] = list(range(back_to, at))
+    state = None
+    for i in arrivals:
+        _, new_state, dropped = finish(parsed[i], state, 0, (topic(*OPP), 0, 1000 + i))
+        if dropped is None:
+            state = new_state
+        else:
+            assert dropped.reason in ("duplicate", "stale", "replay")
+    assert state["fields"] == parsed[-1].after

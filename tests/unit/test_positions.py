@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams.positions import debezium_position, idempotency_key, is_newer
+from streams.positions import debezium_position, idempotency_key, is_newer, snapshot_landing
 from tests.unit.envelopes import sequence, source_block
 
 
@@ -101,3 +101,33 @@ def test_idempotency_key_is_stable_and_specific():
         idempotency_key("crm", "accounts", "ACC-1", pos(lsn=36001656, snapshot="true")),
     }
     assert key not in others and len(others) == 5
+
+
+def test_a_snapshot_lands_just_above_an_older_streamed_change_and_below_any_later_one():
+    state = [1, 36000900, 36001000]
+    landed = snapshot_landing(36050000, state, None)
+    assert landed == [1, 36000900, 36001000, -1, 36050000]
+    assert is_newer(landed, state)
+    # a change committed after the snapshot changed the row after the state's change: its LSN is higher
+    assert is_newer([1, 36000950, 36001100], landed)
+
+
+def test_a_snapshot_never_lands_over_a_change_at_or_past_its_start():
+    assert snapshot_landing(36001000, [1, 36000900, 36001000], None) is None
+    assert snapshot_landing(36001000, [1, 36000900, 36002000], None) is None
+
+
+def test_a_snapshot_lands_over_an_older_snapshot_and_again_where_it_landed():
+    landed = snapshot_landing(36050000, [0, 36000000, 0], None)
+    assert landed == [0, 36000000, 0, -1, 36050000]
+    assert snapshot_landing(36050000, landed, 36050000) == landed
+    assert snapshot_landing(36000000, landed, 36050000) is None
+    assert snapshot_landing(36000000, [0, 36000000, 0], None) == [0, 36000000, 0]
+    # overtaken by a streamed change: the same snapshot does not land again
+    assert snapshot_landing(36050000, [1, 36049000, 36049500], 36050000) is None
+
+
+def test_a_snapshot_never_lands_over_a_polled_row_or_without_an_lsn():
+    assert snapshot_landing(36050000, [2, 1796648727976, 3], None) is None
+    assert snapshot_landing(0, [1, 0, 0, 41], None) is None
+    assert snapshot_landing(36050000, [1, 0, 0, 41], None) is None  # ordered by Kafka offset alone
