@@ -14,6 +14,7 @@ from confluent_kafka import KafkaException, Producer
 
 from connectors.debezium_config import ConnectorConfig, engine_properties
 from connectors.metrics_server import serve_metrics
+from connectors.offset_file import OffsetFileGuard, java_reads_offsets
 from connectors.status import ConnectorStatus, StatusWriter
 from streams.mapping import HEARTBEAT_TABLE, heartbeat_topic_of
 from streams.watermarks import acked_mark, commit_ts_ms
@@ -189,8 +190,11 @@ def run_connector(
     producer = kafka_producer(bootstrap, linger_ms)
     forwarder = KafkaForwarder(producer, status, mark_topic=mark_topic(config))
 
+    offsets = OffsetFileGuard(work_dir / "offsets.dat", java_reads_offsets)
+
     class Handler(BasePythonChangeHandler):
         def handleJsonBatch(self, records) -> None:  # noqa: N802
+            offsets.keep()  # between batches the last flush has ended; a copy caught mid-write is skipped
             forwarder.handleJsonBatch(records)
 
     engine = DebeziumJsonEngine(
@@ -198,6 +202,8 @@ def run_connector(
         handler=Handler(),
         jvm_opts=[f"-Xmx{jvm_max_heap_mb}m", "-Xms64m", f"-Dlog4j2.configurationFile={LOG4J_CONFIG}"],
     )
+    _ = engine.consumer  # starts the JVM, whose reader judges the offsets file
+    offsets.restore()
     stopping = threading.Event()
 
     def on_signal(signum, _frame) -> None:

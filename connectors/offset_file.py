@@ -1,0 +1,85 @@
+"""The embedded engine's offsets file, kept safe from a kill while the engine rewrites it.
+
+Kafka's FileOffsetBackingStore truncates the file and writes it again on every flush, and reads an empty file as
+"no offsets": a connector killed in that moment starts over with a new snapshot. So a complete copy stays beside
+the file, and at start an empty or unreadable file is replaced by it. Resuming from the copy re-sends what came
+after it; downstream drops those as duplicates. A missing file is left alone: that is a deliberate fresh start.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+log = logging.getLogger("trueup.connect.offsets")
+
+
+class OffsetFileGuard:
+    """Copies the offsets file aside once it changed and reads back whole; puts the copy back over a broken file."""
+
+    def __init__(self, path: Path, readable: Callable[[Path], bool]) -> None:
+        self.path = path
+        self.kept = path.with_name(path.name + ".kept")
+        self.readable = readable
+        self._kept_stat: tuple[int, int] | None = None
+
+    def restore(self) -> bool:
+        """Before the engine opens the file: put the kept copy back if the file is there but empty or unreadable."""
+        if not self.path.exists() or not self.kept.exists():
+            return False
+        if self.path.stat().st_size > 0 and self.readable(self.path):
+            return False
+        size = self.path.stat().st_size
+        self._replace(self.kept, self.path)
+        log.warning("offsets file %s was %s (the connector was stopped while writing it): restored the copy kept "
+                    "at %s; the connector resumes from there and sends the records after it again",
+                    self.path, "empty" if size == 0 else f"unreadable ({size} bytes)", self.kept)
+        return True
+
+    def keep(self) -> bool:
+        """Between two engine flushes: copy the file aside if it changed since the last copy and reads back whole."""
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
+            return False
+        now = (stat.st_mtime_ns, stat.st_size)
+        if now == self._kept_stat or stat.st_size == 0:
+            return False
+        candidate = self.kept.with_name(self.kept.name + ".tmp")
+        try:
+            shutil.copyfile(self.path, candidate)
+            if not self.readable(candidate):  # caught mid-write: the next batch tries again
+                candidate.unlink(missing_ok=True)
+                return False
+            os.replace(candidate, self.kept)
+        except OSError as exc:  # the copy is a safety net: failing to make one must not stop the connector
+            log.warning("could not keep a copy of the offsets file %s: %s", self.path, exc)
+            return False
+        self._kept_stat = now
+        return True
+
+    @staticmethod
+    def _replace(source: Path, target: Path) -> None:
+        tmp = target.with_name(target.name + ".tmp")
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
+
+
+def java_reads_offsets(path: Path) -> bool:
+    """Whether Kafka's own reader loads the file as an offsets map (needs the engine's JVM started)."""
+    import jpype
+
+    files = jpype.JClass("java.nio.file.Files")
+    paths = jpype.JClass("java.nio.file.Paths")
+    reader = jpype.JClass("org.apache.kafka.connect.util.SafeObjectInputStream")
+    try:
+        stream = reader(files.newInputStream(paths.get(str(path), [])))
+        try:
+            return isinstance(stream.readObject(), jpype.JClass("java.util.Map"))
+        finally:
+            stream.close()
+    except Exception:  # noqa: BLE001 - any Java or I/O failure means "not readable"
+        return False
