@@ -1,7 +1,8 @@
 """Fault injection through the real stack: each case starts its own stack, runs the seeded quote-to-cash
 simulator (plus a billing churn that moves, refunds and deletes payments and deletes invoices) and, while that
 traffic flows, breaks one part of the pipeline: a worker SIGKILLed and restarted, one of two workers stopped
-for good, the billing Debezium process SIGKILLed and restarted, PostgreSQL restarted, the broker frozen for
+for good, the billing Debezium process SIGKILLed and restarted (with its offsets file intact, emptied as a kill
+mid-write leaves it, or gone so that it snapshots again), PostgreSQL restarted, the broker frozen for
 30 s, poison records in every raw topic, every billing raw record delivered a second time. Once the workers'
 watermarks are past the last SLA, the end state must be the one a fault-free run gives: (a) exactly the
 simulator's ground-truth alerts, each open once; (b) every invoice projection equal to an oracle computed with
@@ -29,6 +30,7 @@ from tests import alert_support
 from tests import fault_support as fs
 from tests.canonical import dead_letters, envelope, events, metric, projections, wait_until
 from trueup.settings import load_settings
+from trueup.verify import Verifier
 from trueup.stack.processes import alive
 
 pytestmark = pytest.mark.integration
@@ -81,21 +83,80 @@ def test_two_workers_one_stopped_for_good_survivor_holds_the_full_state(tmp_path
         assert fs.not_up(stack, ignore=("worker-1",)) == {}
 
 
-def test_billing_connector_sigkill_mid_run_then_restart(tmp_path):
-    with fs.fault_stack("f-ckill", tmp_path / "logs") as stack:
-        traffic = fs.Traffic(stack, 7103, tmp_path).start()
+def _kill_billing_connector_then_restart(tmp_path, name: str, seed: int, offsets=None, settle=None,
+                                         unseen_ok: bool = False) -> dict:
+    """SIGKILL the billing connector mid-run, let offsets(path of its offsets file) do to the file what the case
+    needs, restart it, let settle(stack) act once the traffic ended (returning the alerts it raised and resolved),
+    and check the end state; returns the restarted connector's status."""
+    with fs.fault_stack(name, tmp_path / "logs") as stack:
+        traffic = fs.Traffic(stack, seed, tmp_path).start()
         traffic.sleep_until(fs.FAULT_AT_S)
         state = stack.state()
         killed = state.connectors["billing"].pid
         fs.kill(killed, signal.SIGKILL)
         assert fs.components(stack)["connector-billing"]["state"] == "failed"
+        if offsets is not None:
+            offsets(stack.connector_dir("billing") / "offsets.dat")
         traffic.sleep_until(fs.FAULT_AT_S + 3)  # billing keeps committing while nobody reads its slot
         stack.start_connector(state, "billing")
         stack.wait_connector_streaming(state, "billing", 120)
         assert state.connectors["billing"].pid != killed
         truth = traffic.finish()
-        fs.assert_end_state(stack, truth, traffic.churn.deleted)
+        resolved = settle(stack) if settle is not None else frozenset()
+        fs.assert_end_state(stack, truth, traffic.churn.deleted, resolved=resolved, unseen_ok=unseen_ok)
         assert fs.not_up(stack) == {}
+        return json.loads((stack.connector_dir("billing") / "status.json").read_text())
+
+
+def test_billing_connector_sigkill_mid_run_then_restart(tmp_path):
+    restarted = _kill_billing_connector_then_restart(tmp_path, "f-ckill", 7103)
+    assert restarted["snapshot_records"] == 0  # it resumed from its offsets
+
+
+def test_billing_connector_killed_while_writing_its_offsets_resumes_from_the_kept_copy(tmp_path):
+    """Kafka's file offset store truncates the file before each write; a kill in between leaves it empty, which
+    the engine would read as "no offsets" and snapshot again. The runner puts its kept copy back instead."""
+    def emptied(path):
+        assert path.stat().st_size > 0 and path.with_name(path.name + ".kept").stat().st_size > 0
+        path.write_bytes(b"")
+
+    restarted = _kill_billing_connector_then_restart(tmp_path, "f-ckill-offsets", 7106, emptied)
+    assert restarted["snapshot_records"] == 0
+    log = (tmp_path / "logs" / "connect-billing.log").read_text()
+    assert "was empty (the connector was stopped while writing it): restored the copy" in log
+
+
+def test_billing_connector_without_its_offsets_snapshots_again_and_verify_closes_the_deletes(tmp_path):
+    """Offsets gone for good (a new volume, a reset): Debezium snapshots every table again at the current LSN.
+    Each snapshot row lands over the older streamed state it finds, so the rows changed while nobody streamed end
+    as billing has them, and changes streamed after the snapshot still win over it. A row deleted meanwhile is in
+    no snapshot: `trueup verify --repair` finds exactly those rows (gone from billing, live in trueup) and closes
+    them; a second run finds nothing and resolves its drift alerts."""
+    def removed(path):
+        path.unlink()
+        path.with_name(path.name + ".kept").unlink()
+
+    def verify_repairs_the_deletes(stack) -> frozenset:
+        alert_support.wait_caught_up(stack, int(time.time() * 1000))
+        status, settings = stack.status(), load_settings()
+        verifier = Verifier(settings, load_mapping(settings.mapping), status["api"]["url"], status["postgres"],
+                            status["kafka"]["bootstrap"], buckets=64)
+        found = verifier.run(systems={"billing"}, repair=True)
+        assert found.repaired == len(found.drift)
+        for d in found.drift:
+            assert d["kind"] == "extra_in_trueup", d
+            table = {"invoice": "invoices", "payment": "payments"}[d["entity_type"]]
+            assert fs.billing_rows(status["postgres"]["billing"], table, d["entity_id"]) == 0, d
+        alert_support.wait_caught_up(stack, int(time.time() * 1000))
+        again = verifier.run(systems={"billing"})
+        assert again.drift == [] and again.resolved == len(found.drift), again.drift
+        print(f"\nverify after the snapshot: {len(found.drift)} rows deleted while nobody streamed, repaired")
+        return frozenset(("state_drift", d["entity_type"], d["entity_id"]) for d in found.drift)
+
+    # A row born and deleted while nobody streamed is in neither the stream nor the snapshot: no event at all.
+    restarted = _kill_billing_connector_then_restart(tmp_path, "f-ckill-resnap", 7107, removed,
+                                                     verify_repairs_the_deletes, unseen_ok=True)
+    assert restarted["snapshot_records"] > 0
 
 
 def test_postgres_restart_mid_run_connectors_recover_on_their_own(tmp_path):
