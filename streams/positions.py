@@ -80,7 +80,10 @@ def debezium_position(source: dict, kafka_offset: int) -> dict:
         kind, order = "stream", [1, 0, 0, kafka_offset]
     else:
         kind = "snapshot" if marker == "incremental" else "stream"
-        order = [1, last_commit or 0, lsn]
+        # Without the last commit (the first transaction streamed after a snapshot, a broken sequence) the
+        # change's own LSN stands in: for one row it is above every earlier transaction's commit and below the
+        # next one's, which is what the first part orders by.
+        order = [1, lsn if last_commit is None else last_commit, lsn]
     return {
         "kind": kind,
         "lsn": lsn,
@@ -99,6 +102,15 @@ def is_snapshot_read(order: list[int]) -> bool:
     return len(order) == 3 and order[0] == 0
 
 
+def _snapshot_in(order: list[int]) -> int:
+    """The newest snapshot start an order shows (states written before snapshot_lsn was kept carry only this)."""
+    found = order[1] if len(order) >= 3 and order[0] == 0 else 0
+    for i in range(3, len(order) - 1):
+        if order[i] == SNAPSHOT_MARK:
+            found = max(found, order[i + 1])
+    return found
+
+
 def snapshot_landing(snapshot_lsn: int, last_order: list[int], last_snapshot_lsn: int | None) -> list[int] | None:
     """The order a snapshot read taken at snapshot_lsn lands with over a row's state, or None if it is stale.
 
@@ -109,8 +121,7 @@ def snapshot_landing(snapshot_lsn: int, last_order: list[int], last_snapshot_lsn
     A row whose state holds a change at or past the snapshot's start, or a snapshot as new, keeps it.
     Sorting every snapshot read before all streaming would drop those changes for good.
     """
-    if last_snapshot_lsn is None and is_snapshot_read(last_order):
-        last_snapshot_lsn = last_order[1]
+    last_snapshot_lsn = max(last_snapshot_lsn or 0, _snapshot_in(last_order)) or None
     if last_snapshot_lsn is not None and snapshot_lsn <= last_snapshot_lsn:
         # The snapshot that wrote the state, delivered again, lands where it landed; an older one is stale.
         wrote_it = list(last_order) == [0, snapshot_lsn, 0] or list(last_order[-2:]) == [SNAPSHOT_MARK, snapshot_lsn]

@@ -40,7 +40,7 @@ def test_incremental_snapshot_reads_order_with_the_stream():
 def test_snapshot_sorts_before_any_streamed_change():
     snap = pos(lsn=99999999999, snapshot="last")
     first_stream = pos(lsn=1, last_commit=None)
-    assert first_stream["order"] == [1, 0, 1]
+    assert first_stream["order"] == [1, 1, 1]  # no last commit: the change's own LSN stands in
     assert is_newer(first_stream["order"], snap["order"])
     assert not is_newer(snap["order"], first_stream["order"])
 
@@ -62,7 +62,7 @@ def test_string_lsn_and_txid_are_read_as_numbers():
 @pytest.mark.parametrize("seq", ["not json", "[]", "{}", '"x"', "[true, \"1\"]", "[\"abc\", \"1\"]"])
 def test_broken_sequences_fall_back_to_the_lsn(seq):
     p = pos(lsn=36001656, seq=seq)
-    assert p["order"] == [1, 0, 36001656]
+    assert p["order"] == [1, 36001656, 36001656]
 
 
 def test_without_an_lsn_the_kafka_offset_orders():
@@ -131,3 +131,19 @@ def test_a_snapshot_never_lands_over_a_polled_row_or_without_an_lsn():
     assert snapshot_landing(36050000, [2, 1796648727976, 3], None) is None
     assert snapshot_landing(0, [1, 0, 0, 41], None) is None
     assert snapshot_landing(36050000, [1, 0, 0, 41], None) is None  # ordered by Kafka offset alone
+
+
+def test_the_first_transaction_after_a_snapshot_orders_above_the_landed_snapshot():
+    """Debezium starts a snapshot's offsets without a last commit, so the first transaction streamed after it has
+    source.sequence [null, lsn]; it changed the row after the state's change, so it still wins."""
+    landed = snapshot_landing(36050000, [1, 36000900, 36001000], None)
+    first = pos(lsn=36040000, seq='[null,"36040000"]')
+    assert first["order"] == [1, 36040000, 36040000] and is_newer(first["order"], landed)
+
+
+def test_a_state_from_before_snapshot_lsn_was_kept_still_shows_its_snapshot():
+    """An initial-snapshot state later repaired ([0, S, 0, seq]) keeps out a redelivery of that snapshot."""
+    assert snapshot_landing(36000000, [0, 36000000, 0, 1796648727976123], None) is None
+    assert snapshot_landing(36050000, [1, 5, 6, -1, 36050000, 1796648727976123], None) is None
+    assert snapshot_landing(36060000, [0, 36000000, 0, 1796648727976123], None) == [
+        0, 36000000, 0, 1796648727976123, -1, 36060000]
