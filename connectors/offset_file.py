@@ -25,13 +25,26 @@ class OffsetFileGuard:
         self.kept = path.with_name(path.name + ".kept")
         self.readable = readable
         self._kept_stat: tuple[int, int] | None = None
+        self._failed: str | None = None
 
     def restore(self) -> bool:
-        """Before the engine opens the file: put the kept copy back if the file is there but empty or unreadable."""
-        if not self.path.exists() or not self.kept.exists():
+        """Before the engine opens the file: put the kept copy back if the file is there but empty or unreadable.
+
+        Without the file the copy goes too: the start is a fresh one, and a kill during its first write must not
+        bring back the offsets from before it.
+        """
+        if not self.path.exists():
+            if self.kept.exists():
+                self.kept.unlink()
+                log.info("no offsets file %s: a fresh start; the copy kept from before it is removed", self.path)
             return False
-        if self.path.stat().st_size > 0 and self.readable(self.path):
+        if not self.kept.exists():
             return False
+        try:
+            if self.path.stat().st_size > 0 and self.readable(self.path):
+                return False
+        except Exception as exc:  # noqa: BLE001 - not a verdict on the file: stop here, naming it
+            raise RuntimeError(f"cannot judge the offsets file {self.path}: {exc}") from exc
         size = self.path.stat().st_size
         self._replace(self.kept, self.path)
         log.warning("offsets file %s was %s (the connector was stopped while writing it): restored the copy kept "
@@ -55,9 +68,12 @@ class OffsetFileGuard:
                 candidate.unlink(missing_ok=True)
                 return False
             os.replace(candidate, self.kept)
-        except OSError as exc:  # the copy is a safety net: failing to make one must not stop the connector
-            log.warning("could not keep a copy of the offsets file %s: %s", self.path, exc)
+        except Exception as exc:  # noqa: BLE001 - the copy is a safety net: failing to make one must not stop
+            if str(exc) != self._failed:  # the connector; said once per distinct failure, not once per batch
+                log.warning("could not keep a copy of the offsets file %s: %s", self.path, exc)
+            self._failed = str(exc)
             return False
+        self._failed = None
         self._kept_stat = now
         return True
 
@@ -69,17 +85,21 @@ class OffsetFileGuard:
 
 
 def java_reads_offsets(path: Path) -> bool:
-    """Whether Kafka's own reader loads the file as an offsets map (needs the engine's JVM started)."""
+    """Whether Kafka's own reader loads the file as an offsets map (needs the engine's JVM started).
+
+    Only an I/O failure (end of file, a corrupt stream) says the file is broken; any other error is raised.
+    """
     import jpype
 
     files = jpype.JClass("java.nio.file.Files")
     paths = jpype.JClass("java.nio.file.Paths")
     reader = jpype.JClass("org.apache.kafka.connect.util.SafeObjectInputStream")
+    io_error = jpype.JClass("java.io.IOException")
     try:
         stream = reader(files.newInputStream(paths.get(str(path), [])))
         try:
             return isinstance(stream.readObject(), jpype.JClass("java.util.Map"))
         finally:
             stream.close()
-    except Exception:  # noqa: BLE001 - any Java or I/O failure means "not readable"
+    except io_error:
         return False

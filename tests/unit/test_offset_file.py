@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 import os
 
+import pytest
+
 from connectors.offset_file import OffsetFileGuard
 
 
@@ -67,14 +69,46 @@ def test_an_unreadable_file_at_start_is_replaced_by_the_copy(tmp_path, caplog):
     assert "unreadable (10 bytes)" in caplog.text
 
 
-def test_a_whole_file_a_missing_file_or_no_copy_is_left_alone(tmp_path):
+def test_a_whole_file_or_no_copy_is_left_alone(tmp_path):
     g = guard(tmp_path)
     g.path.write_bytes(b"OFFS lsn=1 END")
     g.keep()
     g.path.write_bytes(b"OFFS lsn=2 END")
     assert g.restore() is False and g.path.read_bytes() == b"OFFS lsn=2 END"
-    g.path.unlink()  # removed on purpose: a fresh start, with a new snapshot
-    assert g.restore() is False and not g.path.exists()
     g.kept.unlink()
     g.path.write_bytes(b"")
     assert g.restore() is False and g.path.read_bytes() == b""
+
+
+def test_a_missing_file_is_a_fresh_start_and_the_old_copy_goes(tmp_path):
+    """Removed on purpose to snapshot again: a kill during the first write after it must not bring back the
+    offsets from before the reset."""
+    g = guard(tmp_path)
+    g.path.write_bytes(b"OFFS lsn=1 END")
+    g.keep()
+    g.path.unlink()
+    assert g.restore() is False and not g.path.exists() and not g.kept.exists()
+    g.path.write_bytes(b"")  # then killed mid-write: nothing to restore, Debezium snapshots as asked
+    assert g.restore() is False and g.path.read_bytes() == b""
+
+
+def test_a_reader_that_fails_for_another_reason_stops_the_start_and_never_the_copying(tmp_path, caplog):
+    state = {"broken": False}
+
+    def reader(path):
+        if state["broken"]:
+            raise LookupError("class not found")
+        return whole(path)
+
+    g = OffsetFileGuard(tmp_path / "offsets.dat", reader)
+    g.path.write_bytes(b"OFFS lsn=1 END")
+    g.keep()
+    state["broken"] = True
+    g.path.write_bytes(b"OFFS lsn=2 END")
+    with caplog.at_level(logging.WARNING, logger="trueup.connect.offsets"):
+        assert g.keep() is False and g.keep() is False
+    assert caplog.text.count("could not keep a copy") == 1  # once, not once per batch
+    assert g.kept.read_bytes() == b"OFFS lsn=1 END"
+    with pytest.raises(RuntimeError, match=f"cannot judge the offsets file {g.path}: class not found"):
+        g.restore()
+    assert g.path.read_bytes() == b"OFFS lsn=2 END"  # nothing rolled back on a verdict nobody gave
