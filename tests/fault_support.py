@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import threading
@@ -20,6 +21,7 @@ from unittest import mock
 
 import psycopg
 
+from state.topic_end import read_to_end
 from tests import alert_support
 from tests.canonical import events, projections, wait_until
 from tests.stack_support import running_stack
@@ -224,6 +226,38 @@ class InvoiceChurn(_Recorded):
     def _id(self, prefix: str) -> str:
         self._n += 1
         return f"{prefix}_fc{self.tag}_{self._n}"
+
+    @property
+    def made(self) -> int:
+        """How many ids the churn has handed out so far."""
+        return self._n
+
+    def streamed_before_resnapshot(self, bootstrap: str) -> int:
+        """The highest id number billing's connector sent before it snapshotted again (read from its raw topics):
+        among the streamed changes below the newest snapshot's start LSN.
+
+        The churn commits one transaction at a time, in id order, and the connector sends in commit order, a
+        batch only after the one before it was acknowledged: every lower id was sent too.
+        """
+        pattern = re.compile(rf"(?:in|py|re)_fc{re.escape(self.tag)}_(\d+)")
+        snapshot_lsn, streamed = 0, []
+        for rec in read_to_end(bootstrap, ["billing.public.invoices", "billing.public.payments"], idle_s=0.5):
+            if rec.value is None:
+                continue
+            envelope = json.loads(rec.value)
+            source = envelope.get("source") or {}
+            if str(source.get("snapshot", "false")).lower() not in ("false", "incremental"):
+                snapshot_lsn = max(snapshot_lsn, int(source["lsn"]))
+                continue
+            found = pattern.fullmatch(str((envelope.get("after") or envelope.get("before") or {}).get("id")))
+            if found:
+                streamed.append((int(source["lsn"]), int(found.group(1))))
+        return max((n for lsn, n in streamed if lsn < snapshot_lsn), default=0)
+
+    def ids_between(self, after: int, upto: int) -> frozenset[str]:
+        """Every id the churn may have handed out after `after` ids and up to `upto`, of any kind."""
+        return frozenset(f"{prefix}_fc{self.tag}_{n}" for prefix in ("in", "py", "re")
+                         for n in range(after + 1, upto + 1))
 
     def run(self) -> None:
         try:
@@ -452,11 +486,12 @@ def _canonical(entity: str, row: tuple) -> dict:
             "amount": {"amount": amount, "currency": currency}, "updated_at": updated}
 
 
-def lost_changes(bootstrap: str, billing: str, deleted: dict[str, set[str]], unseen_ok: bool = False) -> dict[str, str]:
+def lost_changes(bootstrap: str, billing: str, deleted: dict[str, set[str]],
+                 unseen: frozenset[str] = frozenset()) -> dict[str, str]:
     """Source rows of invoices and payments whose last canonical event is not their final state.
 
-    unseen_ok: a deleted row may have no event at all (born and deleted while nobody streamed, it is in neither
-    the stream nor a later snapshot); one that has events must still end with its delete."""
+    unseen: deleted rows that may have no event at all (born and deleted while nobody streamed, they are in
+    neither the stream nor a later snapshot); one that has events must still end with its delete."""
     diff = {}
     for entity, statement in _ROWS_SQL.items():
         rows = {row[0]: _canonical(entity, row) for row in _query(billing, statement)}
@@ -477,7 +512,7 @@ def lost_changes(bootstrap: str, billing: str, deleted: dict[str, set[str]], uns
             if key not in rows and event["op"] != "delete":
                 diff[f"{entity} {key}"] = f"gone from billing, last event is a {event['op']}"
         for key in deleted[entity]:
-            if key not in last and not unseen_ok:
+            if key not in last and key not in unseen:
                 diff[f"{entity} {key}"] = "deleted in billing, no event at all"
     return diff
 
@@ -498,11 +533,12 @@ def alert_diff(bootstrap: str, expected: set[tuple[str, str, str]],
 
 
 def assert_end_state(stack, truth: dict, deleted: dict[str, set[str]], timeout_s: float = 90.0,
-                     resolved: frozenset[tuple[str, str, str]] = frozenset(), unseen_ok: bool = False) -> dict:
+                     resolved: frozenset[tuple[str, str, str]] = frozenset(), unseen: frozenset[str] = frozenset()
+                     ) -> dict:
     """Caught up past the last SLA, then (a) exactly the ground truth's alerts, all open (and `resolved`, each
     resolved: alerts the case itself raised and closed), (b) invoice
     projections equal to the SQL oracle, tombstones for deleted invoices, (c) every invoice and payment row's
-    final state as its last canonical event (unseen_ok: see lost_changes). Returns the oracle."""
+    final state as its last canonical event (unseen: see lost_changes). Returns the oracle."""
     status = stack.status()
     bootstrap, billing = status["kafka"]["bootstrap"], status["postgres"]["billing"]
     expected = alert_support.expected_alerts(truth)
@@ -513,7 +549,7 @@ def assert_end_state(stack, truth: dict, deleted: dict[str, set[str]], timeout_s
     assert len(oracle) >= 10 and any(o["paid"] for o in oracle.values()), oracle
     wait_until(lambda: invoice_projection_diff(bootstrap, oracle, deleted["invoice"]), lambda d: not d,
                timeout_s, "(b) invoice projections equal to the SQL oracle")
-    wait_until(lambda: lost_changes(bootstrap, billing, deleted, unseen_ok), lambda d: not d, timeout_s,
+    wait_until(lambda: lost_changes(bootstrap, billing, deleted, unseen), lambda d: not d, timeout_s,
                "(c) every invoice and payment row's final state in the canonical events")
     return oracle
 
