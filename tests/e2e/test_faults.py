@@ -149,7 +149,7 @@ def test_billing_connector_without_its_offsets_snapshots_again_and_verify_closes
         status, settings = stack.status(), load_settings()
         verifier = Verifier(settings, load_mapping(settings.mapping), status["api"]["url"], status["postgres"],
                             status["kafka"]["bootstrap"], buckets=64)
-        found = verifier.run(systems={"billing"}, repair=True)
+        found = verifier.run(systems={"billing"}, repair=True, audit_path=stack.data_dir / "verify" / "repairs.jsonl")
         assert found.repaired == len(found.drift)
         for d in found.drift:
             assert d["kind"] == "extra_in_trueup", d
