@@ -27,6 +27,11 @@ class WorkerMetrics:
             ["source", "reason"],
             registry=self.registry,
         )
+        self.snapshot_landed = Counter(
+            "trueup_snapshot_rows_landed",
+            "Snapshot reads applied over streamed state (a snapshot after streaming; deletes need verify --repair)",
+            ["source"], registry=self.registry,
+        )
         self.dead_letters = Counter(
             "trueup_dead_letters", "Records sent to the dead-letter topic", ["source", "stage"],
             registry=self.registry,

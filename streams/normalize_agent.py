@@ -25,6 +25,7 @@ from streams.mapping import ENTITY_RECORDS, Mapping
 from streams.metric_tally import Tally
 from streams.metrics import WorkerMetrics
 from streams.normalizer import Control, DeadLetter, Parsed, RawRecord, finish, parse
+from streams.positions import is_snapshot_read
 from streams.raw_counts import RawCounts
 from streams.topics import links_topic, raw_control_topics, raw_data_topics
 from trueup.logs import correlation
@@ -75,6 +76,17 @@ def register(app: faust.App, settings: Settings, mapping: Mapping, metrics: Work
         await dlq.send(key=record.key, value=encoder.encode(settings.topics.dlq, DEAD_LETTER_SCHEMA, letter))
 
     normalized_latency = metrics.latency.labels("normalized")
+    landed_from: set[str] = set()
+
+    def snapshot_landed(source: str) -> None:
+        """A snapshot read landed over streamed state: said once per source, since deletes need a repair."""
+        metrics.snapshot_landed.labels(source).inc()
+        if source not in landed_from:
+            landed_from.add(source)
+            log.warning("%s snapshots again after streaming (lost offsets or a blocking snapshot): its rows land "
+                        "over what was streamed, but rows deleted meanwhile are in no snapshot; once it ends, run "
+                        "`trueup verify --repair --system %s` (or set verify.auto_repair)", source,
+                        mapping.sources[source].system if source in mapping.sources else source)
 
     def entity_partition(bucket: str) -> int:
         entity_id = bucket.partition("|")[2]  # an entity bucket is keyed entity_type|entity_id
@@ -120,7 +132,10 @@ def register(app: faust.App, settings: Settings, mapping: Mapping, metrics: Work
         key = outcome.state_key.encode()
         previous = batch.get(key, event)
         canonical, new_state, dropped = finish(outcome, previous, int(time.time() * 1000),
-                                               (message.topic, record.partition, record.offset))
+                                               (message.topic, record.partition, record.offset),
+                                               in_order=message.topic != settings.topics.dlq_replay)
+        if dropped is None and previous is not None and is_snapshot_read(outcome.position["order"]):
+            snapshot_landed(outcome.source)
         if canonical is not None:
             correlation.set(canonical["correlation_id"])
         if dropped is not None:

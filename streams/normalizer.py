@@ -246,8 +246,8 @@ def _parse(record: RawRecord, mapping: Mapping, topic: str) -> Outcome:
     )
 
 
-def finish(parsed: Parsed, state: dict | None, captured_ms: int,
-           source: tuple | None = None) -> tuple[dict | None, dict | None, Dropped | None]:
+def finish(parsed: Parsed, state: dict | None, captured_ms: int, source: tuple | None = None,
+           in_order: bool = True) -> tuple[dict | None, dict | None, Dropped | None]:
     """(event, new state, None) for a change newer than the state holds; (None, None, Dropped) otherwise.
 
     state is {"order": [...], "fields": {...}, "source": ..., "repaired": ..., "snapshot_lsn": ...} as this
@@ -258,6 +258,8 @@ def finish(parsed: Parsed, state: dict | None, captured_ms: int,
     state comes again (a replay after a crash or rebalance, whose send may have been lost), the event is
     rebuilt and returned with Dropped("replay") so it is sent again but the state stays; any other copy of
     an already applied change is a duplicate and yields nothing.
+    in_order is False for a record out of its row's topic order (replayed from the dead-letter topic): a
+    snapshot read then lands only on a row without state, since where it lands depends on what came before it.
     """
     last_order = state.get("order") if state else None
     repaired = state.get("repaired") if state else None  # the raw record of the newest repair applied
@@ -279,7 +281,7 @@ def finish(parsed: Parsed, state: dict | None, captured_ms: int,
     if parsed.position["kind"] == "snapshot" and is_snapshot_read(parsed.position["order"]):
         taken_at = parsed.position["order"][1]
         if last_order is not None:
-            landing = snapshot_landing(taken_at, last_order, snapshot_lsn)
+            landing = snapshot_landing(taken_at, last_order, snapshot_lsn) if in_order else None
             if landing is None:
                 return None, None, Dropped("stale")
             parsed = replace(parsed, position={**parsed.position, "order": landing})
