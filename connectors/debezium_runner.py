@@ -203,7 +203,7 @@ def run_connector(
         jvm_opts=[f"-Xmx{jvm_max_heap_mb}m", "-Xms64m", f"-Dlog4j2.configurationFile={LOG4J_CONFIG}"],
     )
     _ = engine.consumer  # starts the JVM, whose reader judges the offsets file
-    offsets.restore()
+    status.offsets_restored = int(offsets.restore())
     stopping = threading.Event()
 
     def on_signal(signum, _frame) -> None:

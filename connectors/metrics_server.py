@@ -28,6 +28,11 @@ class StatusCollector:
                                        labels=["connector"])
         snapshot.add_metric(name, s.snapshot_records)
         yield snapshot
+        restored = CounterMetricFamily("trueup_connector_offsets_restored",
+                                       "Starts that put the kept offsets copy back over a broken offsets file",
+                                       labels=["connector"])
+        restored.add_metric(name, s.offsets_restored)
+        yield restored
         batches = CounterMetricFamily("trueup_connector_batches", "Batches acknowledged by Kafka",
                                       labels=["connector"])
         batches.add_metric(name, s.batches)

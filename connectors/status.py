@@ -18,6 +18,7 @@ class ConnectorStatus:
     records: int = 0
     batches: int = 0
     snapshot_records: int = 0
+    offsets_restored: int = 0  # starts that put the kept copy back over a broken offsets file
     last_event_time_ms: int | None = None  # source commit time of the newest record seen
     last_batch_at: float | None = None
     error: str | None = None

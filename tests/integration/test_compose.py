@@ -392,6 +392,8 @@ SERVED_COUNTERS = {
     "trueup_records_lost",
     "trueup_connector_records",
     "trueup_connector_snapshot_records",
+    "trueup_connector_offsets_restored",
+    "trueup_snapshot_rows_landed",
     "trueup_connector_batches",
     "trueup_connector_errors",
 }
