@@ -129,7 +129,7 @@ def test_billing_connector_killed_while_writing_its_offsets_resumes_from_the_kep
         path.write_bytes(whole[: len(whole) // 2])
 
     restarted = _kill_billing_connector_then_restart(tmp_path, "f-ckill-offsets", 7106, cut_short)
-    assert restarted["snapshot_records"] == 0
+    assert restarted["snapshot_records"] == 0 and restarted["offsets_restored"] == 1
     log = (tmp_path / "logs" / "connect-billing.log").read_text()
     assert "bytes) (the connector was stopped while writing it): restored the copy" in log
 
@@ -163,6 +163,9 @@ def test_billing_connector_without_its_offsets_snapshots_again_and_verify_closes
         landed = [e for entity in ("invoice", "payment") for e in events(bootstrap, entity)
                   if e["op"] == "snapshot" and e["position"]["order"][-2:-1] == [-1]]
         assert landed, "no snapshot row landed over a streamed state"
+        # the worker counts them (and warns once that deletes need this very repair)
+        rows = {(e["entity_type"], e["entity_id"]) for e in landed}
+        assert metric(status["api"]["url"], "trueup_snapshot_rows_landed_total", source="billing") >= len(rows)
         print(f"\nafter the snapshot: {len(landed)} rows landed over streamed state; verify repaired "
               f"{len(found.drift)} rows deleted while nobody streamed")
         return frozenset(("state_drift", d["entity_type"], d["entity_id"]) for d in found.drift)
