@@ -156,6 +156,11 @@ def test_billing_connector_without_its_offsets_snapshots_again_and_verify_closes
             table = {"invoice": "invoices", "payment": "payments"}[d["entity_type"]]
             assert fs.billing_rows(status["postgres"]["billing"], table, d["entity_id"]) == 0, d
         alert_support.wait_caught_up(stack, int(time.time() * 1000))
+        # The second run resolves what the API shows open: the first run's findings must have arrived there.
+        api, drifted = status["api"]["url"], {(d["entity_type"], d["entity_id"]) for d in found.drift}
+        wait_until(lambda: {(a["entity_type"], a["entity_id"]) for a in alert_support.get_json(
+                       f"{api}/alerts?rule=state_drift&status=open&limit=1000")["items"]},
+                   lambda open_: drifted <= open_, 60, "the first run's drift alerts open in the API")
         again = verifier.run(systems={"billing"})
         assert again.drift == [] and again.resolved == len(found.drift), again.drift
         # Snapshot rows really landed over streamed state: every row that lived through the restart got one.
