@@ -9,6 +9,7 @@ import secrets
 import shutil
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -136,10 +137,20 @@ class PrivateCluster:
             "-o", f"-p {self.port}", "-w", "-t", "60", "start",
         ])
 
-    def stop(self, mode: str = "fast") -> None:
-        if not self.running():
+    def stop(self, mode: str = "fast", exit_wait_s: float = 10.0) -> None:
+        """Stop the server and return once its postmaster has exited.
+
+        pg_ctl's wait ends when postmaster.pid is removed, a moment before the postmaster exits.
+        """
+        from trueup.stack.processes import alive
+
+        pid = self.pid()
+        if not alive(pid):
             return
         self._run([find_binary("pg_ctl", self.bin_dir), "-D", str(self.pgdata), "-m", mode, "-w", "stop"])
+        deadline = time.monotonic() + exit_wait_s
+        while alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     def pid(self) -> int | None:
         try:
