@@ -3,7 +3,8 @@
 Kafka's FileOffsetBackingStore truncates the file and writes it again on every flush, and reads an empty file as
 "no offsets": a connector killed in that moment starts over with a new snapshot. So a complete copy stays beside
 the file, and at start an empty or unreadable file is replaced by it. Resuming from the copy re-sends what came
-after it; downstream drops those as duplicates. A missing file is left alone: that is a deliberate fresh start.
+after it; downstream drops those as duplicates. A missing file is a deliberate fresh start: it stays missing and
+the copy goes too.
 """
 
 from __future__ import annotations
