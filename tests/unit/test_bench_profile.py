@@ -83,3 +83,34 @@ def test_a_sampler_without_samples_says_why(tmp_path):
 
     sampler = Sampler(1, tmp_path)
     assert sampler.finish() == {"error": "py-spy never started"}
+
+
+def test_the_profiled_runs_raw_stacks_are_kept_beside_the_result_and_named_in_it(tmp_path):
+    from trueup.bench.report import lines
+    from trueup.bench.run import _keep_profile
+
+    work = tmp_path / "work"
+    (work / "full-0").mkdir(parents=True)  # a counted run: never profiled, so it has no stacks
+    (work / "full-1").mkdir()
+    (work / "full-1" / "profile.txt").write_text(RAW)
+    throughput = {"events": 100, "runs": 1, "events_per_s": {"pipeline": 10.0}, "ratios": {},
+                  "targets": {"pipeline_vs_naive": 1.2, "pipeline_vs_minimal": 0.5}, "stages": [], "settings": {},
+                  "profile": {"events_per_s": 8.0, **summarize_profile(RAW, 11)}}
+    stem = tmp_path / "out" / "bench-20261207T000000Z"
+    _keep_profile(throughput, work, stem)
+    kept = tmp_path / "out" / "bench-20261207T000000Z-profile.txt"
+    assert kept.read_text() == RAW
+    assert throughput["profile"]["raw_stacks"] == kept.name
+    assert f"  raw stacks (py-spy, every thread): {kept.name} beside the result file" in lines(
+        {"throughput": throughput})
+
+
+def test_a_profile_that_failed_keeps_no_raw_stacks(tmp_path):
+    from trueup.bench.run import _keep_profile
+
+    (tmp_path / "full-1").mkdir()
+    (tmp_path / "full-1" / "profile.txt").write_text(RAW)
+    throughput = {"profile": {"error": "py-spy wrote no profile"}}
+    _keep_profile(throughput, tmp_path, tmp_path / "out" / "bench-x")
+    assert throughput == {"profile": {"error": "py-spy wrote no profile"}}
+    assert not (tmp_path / "out").exists()

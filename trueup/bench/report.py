@@ -72,6 +72,8 @@ def lines(result: dict) -> list[str]:
             top = profile["main_thread_inclusive_trueup"][:8]
             out.append(f"  profiled run (not counted): {profile['events_per_s']:,.0f} events/s; main thread, "
                        "inclusive: " + (", ".join(f"{row['function']} {row['share']:.0%}" for row in top) or "no samples"))
+            if profile.get("raw_stacks"):
+                out.append(f"  raw stacks (py-spy, every thread): {profile['raw_stacks']} beside the result file")
     lat = result.get("latency")
     if lat:
         out.append(f"latency at {lat['rate_asked']:g} changes/s asked, {lat['rate_achieved']} achieved, "

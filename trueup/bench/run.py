@@ -63,6 +63,19 @@ def capture(settings: Settings, bootstrap: str) -> list[Raw]:
     return envelopes.in_commit_order(records)
 
 
+def _keep_profile(throughput: dict, work: Path, stem: Path) -> None:
+    """Keep the profiled run's raw py-spy stacks beside the result (its summary keeps only the top functions):
+    callers and whole stacks are in the raw file, for flame graphs and questions the summary cannot answer."""
+    profile = throughput.get("profile")
+    raws = sorted(work.glob("full-*/profile.txt"))
+    if not isinstance(profile, dict) or "error" in profile or not raws:
+        return
+    kept = stem.with_name(stem.name + "-profile.txt")
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(raws[-1], kept)
+    profile["raw_stacks"] = kept.name
+
+
 def run_bench(settings: Settings, out: Path, events: int, runs: int, latency_rate: float, latency_s: float,
               snapshot_rows: int, parts: tuple[str, ...] = PARTS, echo=print,
               input_file: Path | None = None, snapshot_workers: int = 1,
@@ -71,6 +84,7 @@ def run_bench(settings: Settings, out: Path, events: int, runs: int, latency_rat
     started = datetime.now(timezone.utc)
     token = settings.api.token.get_secret_value() if settings.api.token else None
     result: dict = {"started": started.isoformat(), "machine": machine(), "parts": list(parts)}
+    stem = out / f"bench-{started.strftime('%Y%m%dT%H%M%SZ')}"
     work = Path(tempfile.mkdtemp(prefix="trueup-bench-"))
     try:
         captured: list[Raw] = envelopes.load(input_file) if input_file else []
@@ -92,6 +106,7 @@ def run_bench(settings: Settings, out: Path, events: int, runs: int, latency_rat
                 result.pop("latency")
         if "throughput" in parts:
             result["throughput"] = run_throughput(settings, captured, events, runs, work / "throughput", echo)
+            _keep_profile(result["throughput"], work / "throughput", stem)
         if "snapshot" in parts:
             stack = _stack(settings, work / "snapshot", echo)
             try:
@@ -101,7 +116,6 @@ def run_bench(settings: Settings, out: Path, events: int, runs: int, latency_rat
     finally:
         shutil.rmtree(work, ignore_errors=True)
     result["finished"] = datetime.now(timezone.utc).isoformat()
-    stem = out / f"bench-{started.strftime('%Y%m%dT%H%M%SZ')}"
     json_path, png_path = stem.with_suffix(".json"), stem.with_suffix(".png")
     write_json(result, json_path)
     write_png(result, png_path)
