@@ -7,6 +7,7 @@ import urllib.request
 
 from state.topic_end import read_to_end
 from streams.encoding import Encoder
+from tests import rules_oracle
 from tests.canonical import wait_until
 from trueup.query import watermark_ms
 from trueup.settings import load_settings
@@ -54,3 +55,10 @@ def wait_caught_up(stack, past_ms: int, token: str | None = None, timeout_s: flo
 
 def expected_alerts(ground_truth: dict) -> set[tuple[str, str, str]]:
     return {(a["rule_id"], a["entity_type"], a["entity_id"]) for f in ground_truth["faults"] for a in f["alerts"]}
+
+
+def assert_sources_hold(dsns: dict[str, str], expected: set[tuple[str, str, str]]) -> None:
+    """The rules read from the sources' rows by independent SQL (tests.rules_oracle) call for exactly `expected`."""
+    found = rules_oracle.oracle(rules_oracle.load(dsns))
+    assert found == expected, {"in the sources, not expected": sorted(found - expected),
+                               "expected, not in the sources": sorted(expected - found)}

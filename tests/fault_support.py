@@ -413,12 +413,32 @@ def _query(dsn: str, statement: str) -> list[tuple]:
         return conn.execute(statement).fetchall()
 
 
+BILLING_TABLES = {"billing_customer": "customers", "subscription": "subscriptions", "invoice": "invoices",
+                  "payment": "payments"}
+
+
 def billing_rows(billing: str, table: str, key: str) -> int:
-    """How many rows of billing's invoices or payments have this id (0 or 1)."""
-    statement = {"invoices": "SELECT count(*) FROM invoices WHERE id = %s",
-                 "payments": "SELECT count(*) FROM payments WHERE id = %s"}[table]
+    """How many rows of one of billing's tables (BILLING_TABLES) have this id (0 or 1)."""
+    if table not in BILLING_TABLES.values():
+        raise ValueError(f"not a billing table: {table}")
     with _connect(billing) as conn:
-        return conn.execute(statement, (key,)).fetchone()[0]
+        return conn.execute(f"SELECT count(*) FROM {table} WHERE id = %s", (key,)).fetchone()[0]
+
+
+def live_in_raw_but_gone(bootstrap: str, billing: str) -> set[tuple[str, str]]:
+    """(entity type, id) of billing rows whose last raw record (Debezium's, not trueup's) shows a live row that
+    billing no longer has: rows deleted while no connector streamed, which no snapshot carries."""
+    gone: set[tuple[str, str]] = set()
+    for entity, table in BILLING_TABLES.items():
+        live: dict[str, bool] = {}
+        for rec in read_to_end(bootstrap, [f"billing.public.{table}"], idle_s=0.5):
+            if rec.key is None:
+                continue  # not a row's record (Debezium keys every change and tombstone by the row's id)
+            envelope = json.loads(rec.value) if rec.value else None
+            live[json.loads(rec.key)["id"]] = envelope is not None and envelope.get("op") != "d"
+        present = {key for (key,) in _query(billing, f"SELECT id FROM {table}")}
+        gone |= {(entity, key) for key, alive_ in live.items() if alive_ and key not in present}
+    return gone
 
 
 def invoice_oracle(billing: str) -> dict[str, dict]:
@@ -486,6 +506,13 @@ def _canonical(entity: str, row: tuple) -> dict:
             "amount": {"amount": amount, "currency": currency}, "updated_at": updated}
 
 
+def source_row(billing: str, entity: str, key: str) -> dict | None:
+    """One invoice or payment row of billing by SQL, as its canonical after image should hold it; None if absent."""
+    with _connect(billing) as conn:
+        row = conn.execute(_ROWS_SQL[entity] + " WHERE id = %s", (key,)).fetchone()
+    return None if row is None else _canonical(entity, row)
+
+
 def lost_changes(bootstrap: str, billing: str, deleted: dict[str, set[str]],
                  unseen: frozenset[str] = frozenset()) -> dict[str, str]:
     """Source rows of invoices and payments whose last canonical event is not their final state.
@@ -535,13 +562,16 @@ def alert_diff(bootstrap: str, expected: set[tuple[str, str, str]],
 def assert_end_state(stack, truth: dict, deleted: dict[str, set[str]], timeout_s: float = 90.0,
                      resolved: frozenset[tuple[str, str, str]] = frozenset(), unseen: frozenset[str] = frozenset()
                      ) -> dict:
-    """Caught up past the last SLA, then (a) exactly the ground truth's alerts, all open (and `resolved`, each
+    """Caught up past the last SLA, then (a) exactly the ground truth's alerts (which the sources' rows, read by
+    tests.rules_oracle, must call for too), all open (and `resolved`, each
     resolved: alerts the case itself raised and closed), (b) invoice
     projections equal to the SQL oracle, tombstones for deleted invoices, (c) every invoice and payment row's
     final state as its last canonical event (unseen: see lost_changes). Returns the oracle."""
     status = stack.status()
     bootstrap, billing = status["kafka"]["bootstrap"], status["postgres"]["billing"]
     expected = alert_support.expected_alerts(truth)
+    # The ground truth is the simulator's word: the rules read independently from the sources must agree.
+    alert_support.assert_sources_hold(status["postgres"], expected)
     alert_support.wait_caught_up(stack, int(time.time() * 1000) + alert_support.largest_sla_ms())
     wait_until(lambda: alert_diff(bootstrap, expected, resolved), lambda d: not any(d.values()), timeout_s,
                "(a) alerts equal to the ground truth, all open")

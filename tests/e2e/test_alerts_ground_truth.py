@@ -31,6 +31,7 @@ def test_faults_raise_exactly_the_ground_truth_and_fixes_resolve_them(tmp_path):
         truth = json.loads(truth_path.read_text())
         expected = support.expected_alerts(truth)
         assert {f["kind"] for f in truth["faults"]} == set(FAULT_KINDS)
+        support.assert_sources_hold(dsns, expected)
         support.wait_caught_up(stack, int(time.time() * 1000) + support.largest_sla_ms())
         latest = wait_until(lambda: support.latest(support.alert_records(bootstrap)),
                             lambda got: set(got) == expected, 60, "alerts equal to the ground truth")
@@ -70,7 +71,15 @@ def test_no_faults_no_alerts_even_with_a_source_held_back(tmp_path):
         support.wait_caught_up(stack, int(time.time() * 1000))
         simulator = Simulator(dsns, rate=RATE, duration_s=DURATION_S, seed=20261127, faults=0.0,
                               ground_truth=tmp_path / "truth.json")
-        run = threading.Thread(target=simulator.run)
+        outcome: dict = {}
+
+        def simulate() -> None:
+            try:
+                outcome["summary"] = simulator.run()
+            except BaseException as exc:  # a thread's error is lost unless kept: the ground truth is still written
+                outcome["error"] = exc
+
+        run = threading.Thread(target=simulate)
         run.start()
         time.sleep(3)
         stack.pause(held_back)
@@ -86,6 +95,11 @@ def test_no_faults_no_alerts_even_with_a_source_held_back(tmp_path):
         stack.resume(held_back)
         run.join(timeout=120)
         assert not run.is_alive()
+        assert "error" not in outcome, outcome.get("error")
+        # Real traffic from every source, held back or not, and no fault among it.
+        summary = outcome["summary"]
+        assert summary["changes_total"] >= RATE * DURATION_S / 2, summary
+        assert all(summary["changes"].get(system, 0) > 0 for system in ("crm", "billing", "erp")), summary
         assert json.loads((tmp_path / "truth.json").read_text())["faults"] == []
         support.wait_caught_up(stack, int(time.time() * 1000) + sla_ms)
         time.sleep(3)  # rechecks sent as the last deadlines passed are processed within a commit interval

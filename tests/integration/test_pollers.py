@@ -21,6 +21,7 @@ import psycopg
 import pytest
 import yaml
 
+from tests import fault_support
 from tests.canonical import events, wait_until
 from tests.fake_events_api import FakeEventsApi
 from tests.stack_support import running_stack
@@ -104,6 +105,9 @@ def test_polled_rows_reach_canonical_events_with_the_same_fields_as_via_debezium
         for field in ("entity_type", "entity_id", "system", "source_table", "after"):
             assert via_poll[field] == via_debezium[field], (entity, field)
         assert set(via_poll["extra"]) == set(via_debezium["extra"])
+        if entity in ("invoice", "payment"):  # and both equal the row itself, read back by SQL
+            want = fault_support.source_row(poll_status["postgres"]["billing_poll"], entity, key)
+            assert want is not None and {column: via_poll["after"].get(column) for column in want} == want, want
     # A vanished key (no soft-delete column) becomes a delete through the key-set comparison.
     with psycopg.connect(poll_status["postgres"]["billing_poll"], autocommit=True) as conn:
         conn.execute("DELETE FROM payments WHERE id = %s", (f"py_{tag}",))

@@ -19,6 +19,7 @@ import psycopg
 import pytest
 
 from tests import alert_support as support
+from tests import fault_support
 from tests.canonical import wait_until
 from tests.stack_support import running_stack
 from trueup.simulator import Simulator
@@ -61,6 +62,7 @@ def api_stack(tmp_path_factory):
         truth = tmp_path_factory.mktemp("truth") / "truth.json"
         Simulator(dsns, rate=40.0, duration_s=15.0, seed=6066, faults=0.5, ground_truth=truth).run()
         expected = support.expected_alerts(json.loads(truth.read_text()))
+        support.assert_sources_hold(dsns, expected)
         support.wait_caught_up(stack, int(time.time() * 1000) + support.largest_sla_ms(), TOKEN)
         bootstrap = stack.status()["kafka"]["bootstrap"]
         wait_until(lambda: support.latest(support.alert_records(bootstrap)), lambda got: set(got) >= expected, 60,
@@ -85,6 +87,7 @@ def test_every_key_is_answered_the_same_by_either_worker(api_stack):
         dsns["crm"], "SELECT id FROM opportunities WHERE stage = 'closed_won' ORDER BY id")]
     assert len(keys) > 100
     amounts = dict(_ids_amounts(dsns["billing"]))
+    invoices = fault_support.invoice_oracle(dsns["billing"])  # corrected status and net paid, by SQL
     served_by = {0: 0, 1: 0}
     for path, key in keys:
         url = f"/{path}/{urllib.parse.quote(key, safe='')}"
@@ -94,6 +97,8 @@ def test_every_key_is_answered_the_same_by_either_worker(api_stack):
         assert b0 == b1, url
         if path == "entities/invoice":
             assert b0["fields"]["amount_due"]["amount"] == amounts[key], key
+        elif path == "projections/invoice":
+            assert fault_support.projection_problems(b0, invoices[key]) == [], key
     # Both workers own keys: a local-only alert page is non-empty on each.
     for index, base in enumerate((w0, w1)):
         status, body, _ = call(base + "/alerts?scope=local&limit=1000")

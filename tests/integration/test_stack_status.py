@@ -33,12 +33,12 @@ def test_dsns_are_usable_as_printed(stack_status):
 
 
 def test_connectors_report_phase_last_event_and_slot_lag(stack):
-    status = stack.status()
-    for comp in status["components"]:
-        if comp["name"].startswith("connector-"):
-            assert comp["phase"] == "streaming"
-            assert comp["last_event_time"] is not None
-            assert isinstance(comp["slot_lag_bytes"], int) and comp["slot_lag_bytes"] >= 0
+    connectors = [c for c in stack.status()["components"] if c["name"].startswith("connector-")]
+    assert len(connectors) == 3, connectors
+    for comp in connectors:
+        assert comp["phase"] == "streaming"
+        assert comp["last_event_time"] is not None
+        assert isinstance(comp["slot_lag_bytes"], int) and comp["slot_lag_bytes"] >= 0
 
 
 def test_worker_serves_on_loopback_and_counts_raw_changes(stack, stack_status):
@@ -83,12 +83,13 @@ def test_workers_and_connectors_serve_complete_metrics(stack, stack_status):
     watched = [line for line in body.splitlines() if line.startswith(
         ("trueup_records_skipped_total{", "trueup_records_lost_total{", "trueup_records_missing{"))]
     assert len(watched) == 3 and all(line.endswith(" 0.0") for line in watched), watched
-    for comp in stack.status()["components"]:
-        if comp["name"].startswith("connector-"):
-            assert comp["metrics_url"].startswith("http://127.0.0.1:"), comp
-            with urllib.request.urlopen(comp["metrics_url"], timeout=5) as resp:
-                text = resp.read().decode()
-            assert f'trueup_connector_phase{{connector="{comp["source"]}",phase="streaming"}} 1.0' in text
+    connectors = [c for c in stack.status()["components"] if c["name"].startswith("connector-")]
+    assert len(connectors) == 3, connectors
+    for comp in connectors:
+        assert comp["metrics_url"].startswith("http://127.0.0.1:"), comp
+        with urllib.request.urlopen(comp["metrics_url"], timeout=5) as resp:
+            text = resp.read().decode()
+        assert f'trueup_connector_phase{{connector="{comp["source"]}",phase="streaming"}} 1.0' in text
 
 
 def test_worker_log_lines_are_json_and_an_alert_line_carries_its_correlation_id(stack, stack_status):
