@@ -17,6 +17,8 @@ from urllib.parse import quote
 import psycopg
 from psycopg import sql
 
+from trueup.stack.processes import alive
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SQL_ROOT = PROJECT_ROOT / "sql"
 PG_OS_USER = "postgres"
@@ -142,8 +144,6 @@ class PrivateCluster:
 
         pg_ctl's wait ends when postmaster.pid is removed, a moment before the postmaster exits.
         """
-        from trueup.stack.processes import alive
-
         pid = self.pid()
         if not alive(pid):
             return
@@ -159,8 +159,6 @@ class PrivateCluster:
             return None
 
     def running(self) -> bool:
-        from trueup.stack.processes import alive
-
         return alive(self.pid())
 
     def ensure_database(self, database: str) -> None:
