@@ -24,6 +24,7 @@ import psycopg
 from state.topic_end import read_to_end
 from tests import alert_support
 from tests.canonical import events, projections, wait_until
+from tests.raw_topics import envelopes
 from tests.stack_support import running_stack
 from trueup.simulator import Simulator
 from trueup.stack.processes import alive
@@ -174,9 +175,10 @@ class _Recorded(threading.Thread):
 class SimulatorRun(_Recorded):
     """Simulator(dsns, ...).run() in a thread; with a gate its connections wait out a PostgreSQL restart."""
 
-    def __init__(self, dsns: dict[str, str], seed: int, truth_path: Path, gate: Gate | None = None) -> None:
+    def __init__(self, dsns: dict[str, str], seed: int, truth_path: Path, gate: Gate | None = None,
+                 rate: float = RATE, duration_s: float = DURATION_S, faults: float = FAULT_RATE) -> None:
         super().__init__("simulator")
-        self.simulator = Simulator(dsns, rate=RATE, duration_s=DURATION_S, seed=seed, faults=FAULT_RATE,
+        self.simulator = Simulator(dsns, rate=rate, duration_s=duration_s, seed=seed, faults=faults,
                                    ground_truth=truth_path)
         self.truth_path, self.gate = truth_path, gate
         self.summary: dict | None = None
@@ -430,12 +432,8 @@ def live_in_raw_but_gone(bootstrap: str, billing: str) -> set[tuple[str, str]]:
     billing no longer has: rows deleted while no connector streamed, which no snapshot carries."""
     gone: set[tuple[str, str]] = set()
     for entity, table in BILLING_TABLES.items():
-        live: dict[str, bool] = {}
-        for rec in read_to_end(bootstrap, [f"billing.public.{table}"], idle_s=0.5):
-            if rec.key is None:
-                continue  # not a row's record (Debezium keys every change and tombstone by the row's id)
-            envelope = json.loads(rec.value) if rec.value else None
-            live[json.loads(rec.key)["id"]] = envelope is not None and envelope.get("op") != "d"
+        live = {rec["key"]["id"]: rec["value"] is not None and rec["value"].get("op") != "d"
+                for rec in envelopes(bootstrap, f"billing.public.{table}") if rec["key"] is not None}
         present = {key for (key,) in _query(billing, f"SELECT id FROM {table}")}
         gone |= {(entity, key) for key, alive_ in live.items() if alive_ and key not in present}
     return gone

@@ -8,13 +8,13 @@ largest SLA. "Caught up" is read from the workers' /health watermarks, never fro
 from __future__ import annotations
 
 import json
-import threading
 import time
 
 import psycopg
 
 from tests import alert_support as support
 from tests.canonical import wait_until
+from tests.fault_support import SimulatorRun
 from tests.stack_support import running_stack
 from trueup.simulator import FAULT_KINDS, Simulator, fix
 
@@ -69,17 +69,8 @@ def test_no_faults_no_alerts_even_with_a_source_held_back(tmp_path):
         status = stack.status()
         bootstrap, dsns = status["kafka"]["bootstrap"], status["postgres"]
         support.wait_caught_up(stack, int(time.time() * 1000))
-        simulator = Simulator(dsns, rate=RATE, duration_s=DURATION_S, seed=20261127, faults=0.0,
-                              ground_truth=tmp_path / "truth.json")
-        outcome: dict = {}
-
-        def simulate() -> None:
-            try:
-                outcome["summary"] = simulator.run()
-            except BaseException as exc:  # a thread's error is lost unless kept: the ground truth is still written
-                outcome["error"] = exc
-
-        run = threading.Thread(target=simulate)
+        # A thread that keeps the simulator's error: its ground truth is written even when it fails.
+        run = SimulatorRun(dsns, 20261127, tmp_path / "truth.json", rate=RATE, duration_s=DURATION_S, faults=0.0)
         run.start()
         time.sleep(3)
         stack.pause(held_back)
@@ -93,11 +84,9 @@ def test_no_faults_no_alerts_even_with_a_source_held_back(tmp_path):
         assert held["waiting_alerts"] > 0 and "wait until everything" in held["why"], held
         assert support.alert_records(bootstrap) == []
         stack.resume(held_back)
-        run.join(timeout=120)
-        assert not run.is_alive()
-        assert "error" not in outcome, outcome.get("error")
+        run.finish(timeout_s=120)
         # Real traffic from every source, held back or not, and no fault among it.
-        summary = outcome["summary"]
+        summary = run.summary
         assert summary["changes_total"] >= RATE * DURATION_S / 2, summary
         assert all(summary["changes"].get(system, 0) > 0 for system in ("crm", "billing", "erp")), summary
         assert json.loads((tmp_path / "truth.json").read_text())["faults"] == []

@@ -152,7 +152,8 @@ def test_billing_connector_without_its_offsets_snapshots_again_and_verify_closes
         # The oracle, from Debezium's raw records and billing's SQL: live in the last record, gone from billing.
         gone = fs.live_in_raw_but_gone(status["kafka"]["bootstrap"], status["postgres"]["billing"])
         found = verifier.run(systems={"billing"}, repair=True, audit_path=stack.data_dir / "verify" / "repairs.jsonl")
-        assert {(d["entity_type"], d["entity_id"]) for d in found.drift} == gone, found.drift
+        drifted = {(d["entity_type"], d["entity_id"]) for d in found.drift}
+        assert drifted == gone, found.drift
         assert found.repaired == len(found.drift)
         for d in found.drift:
             assert d["kind"] == "extra_in_trueup", d
@@ -160,7 +161,7 @@ def test_billing_connector_without_its_offsets_snapshots_again_and_verify_closes
                                    d["entity_id"]) == 0, d
         alert_support.wait_caught_up(stack, int(time.time() * 1000))
         # The second run resolves what the API shows open: the first run's findings must have arrived there.
-        api, drifted = status["api"]["url"], {(d["entity_type"], d["entity_id"]) for d in found.drift}
+        api = status["api"]["url"]
         wait_until(lambda: {(a["entity_type"], a["entity_id"]) for a in alert_support.get_json(
                        f"{api}/alerts?rule=state_drift&status=open&limit=1000")["items"]},
                    lambda open_: drifted <= open_, 60, "the first run's drift alerts open in the API")
