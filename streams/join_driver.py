@@ -5,7 +5,7 @@ from __future__ import annotations
 import zlib
 from collections import deque
 
-from streams import join_topology, projections
+from streams import join_topology, pickling, projections
 from streams.join_batch import JoinBatch
 from streams.joins import Message, apply
 from streams.link_bundles import pack, unpack
@@ -49,11 +49,13 @@ class BatchedJoinDriver(JoinDriver):
     per batch (streams.join_batch); a batch's links join the end of the queue in bundles per partition
     (streams.link_bundles), as they would the links topic. With `crash_every`, every such batch first
     keeps its state writes and loses its sends, and is then delivered again whole, its offsets never having
-    been committed."""
+    been committed. With `pickled`, each state written goes through a pickle and back, as through the table."""
 
-    def __init__(self, batch: int, partitions: int = 4, bundle_max: int = 500, crash_every: int = 0) -> None:
+    def __init__(self, batch: int, partitions: int = 4, bundle_max: int = 500, crash_every: int = 0,
+                 pickled: bool = False) -> None:
         super().__init__()
         self.batch, self.partitions, self.bundle_max, self.crash_every = batch, partitions, bundle_max, crash_every
+        self.pickled = pickled
         self.causes: dict[tuple[str, str], str | None] = {}  # projection -> the change its last record names
         self.queue: deque[tuple[int, object]] = deque()  # (record id, Message or bundle value)
         self.batches = 0
@@ -80,7 +82,7 @@ class BatchedJoinDriver(JoinDriver):
                 batch.write(msg, source)
         links = []
         for bucket, touched, outputs in batch.finish():
-            self.states[bucket] = touched.state
+            self.states[bucket] = pickling.loads(pickling.dumps(touched.state)) if self.pickled else touched.state
             if not send:
                 continue
             links += outputs.links
