@@ -23,7 +23,6 @@ import functools
 from streams.identity_keys import domain_key, tax_key
 from streams.joins import Message, bucket_key
 from streams.mapping import entity_fields
-from streams.pickling import freeze
 from streams.values import epoch_ms, timestamp_of_ms
 
 INV, SUB, ORD, OPP, BCL, ECL, ACC = "INV", "SUB", "ORD", "OPP", "BCL", "ECL", "ACC"
@@ -41,7 +40,7 @@ def hops_to(bucket_type: str, deepest: int) -> int:
 
 
 def entity_message(event: dict) -> Message:
-    """A canonical event as a write of the entity's own bucket (member "self"), its data frozen (streams.pickling).
+    """A canonical event as a write of the entity's own bucket (member "self").
 
     The same message whether the event is the normalizer's own dict or its Avro decoding: fields in the entity
     record's order, every one present, and source_ts as the datetime Avro's timestamp-millis decodes to, so a
@@ -52,14 +51,14 @@ def entity_message(event: dict) -> Message:
     deleted = event["op"] == "delete" or event["after"] is None
     data = None
     if not deleted:
-        data = freeze({
+        data = {
             "fields": {name: event["after"].get(name) for name in _field_order(event["entity_type"])},
             "system": event["system"],
             "table": event["source_table"],
             "position": _position_text(event["position"]),
             "source_ts": timestamp_of_ms(event["source_ts"]),
             "correlation_id": event["correlation_id"],
-        })
+        }
     return Message(
         bucket=bucket_key(event["entity_type"], event["entity_id"]),
         member=("self", event["entity_id"]),
@@ -97,17 +96,14 @@ def members_of(members: dict, kind: str) -> dict:
 
 
 def emits(bucket_type: str, bucket_id: str, members: dict) -> dict:
-    """{target bucket key: (member key, data)} this bucket contributes, from its live members alone.
-
-    Data goes out frozen (streams.pickling): each target, link and digest copies its pickle instead of making it.
-    """
+    """{target bucket key: (member key, data)} this bucket contributes, from its live members alone."""
     out: dict = {}
     me = _self(members)
     f = me["fields"] if me else {}
 
     def to(target_type: str, target_id, kind: str, data) -> None:
         if target_id:
-            out[bucket_key(target_type, str(target_id))] = ((kind, bucket_id), freeze(data))
+            out[bucket_key(target_type, str(target_id))] = ((kind, bucket_id), data)
 
     if bucket_type == "invoice" and me:
         to(INV, bucket_id, "invoice", me)

@@ -75,10 +75,7 @@ def _tamper(stack, delete_id: str, alter_id: str) -> None:
             if raw is not None:
                 state = pickle.loads(raw)
                 member = state["members"][("self", alter_id)]
-                # A new data dict: the stored one is frozen and pickles as it was loaded (streams.pickling).
-                data = member["data"]
-                member["data"] = {**data, "fields": {**data["fields"],
-                                                     "amount_due": {"amount": Decimal("1.00"), "currency": "EUR"}}}
+                member["data"]["fields"]["amount_due"] = {"amount": Decimal("1.00"), "currency": "EUR"}
                 db.put(f"invoice|{alter_id}".encode(), pickle.dumps(state, protocol=4))
                 done.add("alter")
         finally:

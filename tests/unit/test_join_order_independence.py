@@ -368,7 +368,7 @@ def test_a_batch_crashing_after_its_state_writes_loses_nothing_when_delivered_ag
                                                                                      crash_every, pickled):
     """A batch that wrote its buckets and lost its sends (bundles included) is delivered again whole: each
     message, a link in a bundle too, is recognised as the delivery that wrote its member and re-sends. So too
-    when every state is read back from its pickle, frozen data and all, as the worker reads its table."""
+    when every state is read back from its pickle, as the worker reads its table."""
     in_order, with_duplicates, _ = scenario
     a = driver_of(in_order)
     b = BatchedJoinDriver(size, bundle_max=bundle_max, crash_every=crash_every, pickled=pickled)
