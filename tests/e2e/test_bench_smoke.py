@@ -25,6 +25,11 @@ def test_bench_smoke_writes_figures_for_every_part(tmp_path):
     throughput = result["throughput"]
     assert set(throughput["events_per_s"]) == {"raw_consume", "faust_minimal", "faust_naive", "pipeline"}
     assert all(v > 0 for v in throughput["events_per_s"].values())
+    # The same variants per CPU-second of their own processes, as the machine's load does not stretch them.
+    assert set(throughput["events_per_cpu_s"]) == set(throughput["events_per_s"])
+    assert all(v > 0 for v in throughput["events_per_cpu_s"].values())
+    assert set(throughput["ratios_by_cpu"]) == {"pipeline_vs_naive", "pipeline_vs_minimal"}
+    assert "per CPU-second of each variant's own process: raw_consume" in out.stdout
     # Every raw record went through the pipeline's normalizer and on to the joins.
     stage = throughput["stages"][0]
     raw_in = sum(v for t, v in stage["records_in"].items() if ".public." in t)

@@ -62,6 +62,11 @@ def lines(result: dict) -> list[str]:
         out.append("  ratios: " + ", ".join(f"{k} {v}" for k, v in t["ratios"].items())
                    + f" (targets: naive >= {t['targets']['pipeline_vs_naive']}, "
                      f"minimal >= {t['targets']['pipeline_vs_minimal']})")
+        by_cpu = t.get("events_per_cpu_s")  # absent from result files written before it was kept
+        if by_cpu:
+            out.append("  per CPU-second of each variant's own process: "
+                       + ", ".join(f"{name} {value:,.0f}" for name, value in by_cpu.items())
+                       + "; ratios: " + (", ".join(f"{k} {v}" for k, v in t["ratios_by_cpu"].items()) or "none"))
         for i, stage in enumerate(t["stages"]):
             out.append(f"  run {i + 1}: stages drained at {stage['stage_drained_s']} s")
         out.append("  settings: " + ", ".join(f"{k}={v}" for k, v in t["settings"].items()))

@@ -25,6 +25,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from connectors.debezium_runner import kafka_producer
 from streams.mapping import load_mapping
 from streams.topics import catalog, links_topic, raw_data_topics
+from trueup.bench.cpu import per_cpu_s, process_cpu_s
 from trueup.bench.envelopes import Raw, replicate
 from trueup.settings import Settings
 from trueup.stack import broker
@@ -94,15 +95,15 @@ class Bench:
 
     # ---- baselines ----------------------------------------------------------------------------
 
-    def raw_consume(self, n: int) -> float:
-        """confluent-kafka consume + JSON decode of every record; events/s."""
+    def raw_consume(self, n: int) -> tuple[float, float]:
+        """confluent-kafka consume + JSON decode of every record; (events/s, this process's CPU seconds)."""
         consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": f"bench-raw-{time.time_ns()}",
                              "enable.auto.commit": False, "fetch.queue.backoff.ms": 10,
                              "queued.max.messages.kbytes": 65536})
         parts = [TopicPartition(t, p, OFFSET_BEGINNING) for t in self.topics
                  for p in range(self.settings.kafka.partitions)]
         consumer.assign(parts)
-        seen, first = 0, None
+        seen, first, cpu_first = 0, None, 0.0
         deadline = time.monotonic() + RUN_TIMEOUT_S
         try:
             while seen < n and time.monotonic() < deadline:
@@ -110,21 +111,24 @@ class Bench:
                     if msg.error():
                         continue
                     if first is None:
-                        first = time.monotonic()
+                        first, cpu_first = time.monotonic(), time.process_time()
                     json.loads(msg.value())
                     seen += 1
         finally:
             consumer.close()
         if seen < n:
             raise RuntimeError(f"raw consume saw {seen} of {n} records")
-        return n / (time.monotonic() - first)
+        # Taken where the wall clock is: librdkafka's threads count, as a worker's own threads do.
+        cpu_s = time.process_time() - cpu_first
+        return n / (time.monotonic() - first), cpu_s
 
     def _env(self, app_id: str, data_dir: Path) -> dict[str, str]:
         return {**os.environ, "TRUEUP_KAFKA__BOOTSTRAP": self.bootstrap, "TRUEUP_WORKER__APP_ID": app_id,
                 "TRUEUP_DATA_DIR": str(data_dir), "TRUEUP_VERIFY__INTERVAL_S": "0", "PYTHONUNBUFFERED": "1"}
 
-    def faust_variant(self, variant: str, n: int, run: int) -> float:
-        """A baseline Faust worker (minimal or naive) in its own process and group; events/s."""
+    def faust_variant(self, variant: str, n: int, run: int) -> tuple[float, float | None]:
+        """A baseline Faust worker (minimal or naive) in its own process and group; (events/s, its CPU seconds
+        from its first record to its last)."""
         data_dir = self.work / f"{variant}-{run}"
         result = data_dir / "result.json"
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -140,7 +144,7 @@ class Bench:
             body = json.loads(result.read_text())
         finally:
             stop(pid)
-        return n / (body["last"] - body["first"])
+        return n / (body["last"] - body["first"]), body.get("cpu_s")
 
     # ---- the pipeline -------------------------------------------------------------------------
 
@@ -168,6 +172,7 @@ class Bench:
         # The join reads entity writes and links from one topic: it has drained when that topic has.
         stages = {"raw": set(self.topics), "links": {links_topic(app_id)}}
         first = None
+        cpu_first = cpu_now = None  # the worker's CPU seconds at its first record and at the latest poll
         drained: dict[str, float] = {}
         sampler = Sampler(pid, data_dir) if profile else None
         summary = None
@@ -177,11 +182,11 @@ class Bench:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"pipeline run {run} did not finish; see {data_dir / 'worker.log'}")
                 metrics = scrape_topic_metrics(f"http://127.0.0.1:{port}/metrics")
-                now = time.monotonic()
+                now, cpu_now = time.monotonic(), process_cpu_s(pid)
                 records_in = metrics.get("trueup_records_in_total", {})
                 raw_in = sum(v for t, v in records_in.items() if t in stages["raw"])
                 if first is None and raw_in > 0:
-                    first = now
+                    first, cpu_first = now, cpu_now
                     if sampler:
                         sampler.start()
                 lag = metrics.get("trueup_consumer_lag", {})
@@ -202,7 +207,9 @@ class Bench:
             stop(pid)
             shutil.rmtree(data_dir / "worker-0", ignore_errors=True)
         elapsed = max(drained.values()) - first
-        return {"events_per_s": n / elapsed, "elapsed_s": elapsed,
+        # Between the same two polls as the wall clock (every 0.25 s), so both miss the same fraction of a poll.
+        cpu_s = cpu_now - cpu_first if cpu_now is not None and cpu_first is not None else None
+        return {"events_per_s": n / elapsed, "elapsed_s": elapsed, "cpu_s": cpu_s,
                 "stage_drained_s": {s: round(t - first, 2) for s, t in drained.items()},
                 "records_in": {t: int(v) for t, v in sorted(records_in.items())},
                 "records_out": {t: int(v) for t, v in sorted(metrics.get("trueup_records_out_total", {}).items())},
@@ -332,21 +339,28 @@ def run_throughput(settings: Settings, captured: list[Raw], n: int, runs: int, w
         load_s = bench.load(captured, n)
         figures: dict[str, list[float]] = {"raw_consume": [], "faust_minimal": [], "faust_naive": [],
                                            "pipeline": []}
+        cpu: dict[str, list[float | None]] = {name: [] for name in figures}  # CPU seconds per run
         details = []
         for run in range(runs):
             echo(f"throughput run {run + 1}/{runs}: raw consume")
-            figures["raw_consume"].append(bench.raw_consume(n))
+            rate, cpu_s = bench.raw_consume(n)
+            figures["raw_consume"].append(rate)
+            cpu["raw_consume"].append(cpu_s)
             for variant in ("minimal", "naive"):
                 echo(f"throughput run {run + 1}/{runs}: Faust {variant}")
-                figures[f"faust_{variant}"].append(bench.faust_variant(variant, n, run))
+                rate, cpu_s = bench.faust_variant(variant, n, run)
+                figures[f"faust_{variant}"].append(rate)
+                cpu[f"faust_{variant}"].append(cpu_s)
             echo(f"throughput run {run + 1}/{runs}: full pipeline")
             detail = bench.pipeline(n, run)
             figures["pipeline"].append(detail["events_per_s"])
+            cpu["pipeline"].append(detail["cpu_s"])
             details.append(detail)
         median = {k: statistics.median(v) for k, v in figures.items()}
         ratios = {"pipeline_vs_naive": round(median["pipeline"] / median["faust_naive"], 3),
                   "pipeline_vs_minimal": round(median["pipeline"] / median["faust_minimal"], 3),
                   "pipeline_vs_raw": round(median["pipeline"] / median["raw_consume"], 4)}
+        by_cpu = cpu_figures(n, cpu)
         missed = ratios["pipeline_vs_naive"] < TARGETS["pipeline_vs_naive"] or \
             ratios["pipeline_vs_minimal"] < TARGETS["pipeline_vs_minimal"]
         profile = None
@@ -367,8 +381,21 @@ def run_throughput(settings: Settings, captured: list[Raw], n: int, runs: int, w
         "events_per_s": {k: round(v, 1) for k, v in median.items()},
         "all_runs": {k: [round(x, 1) for x in v] for k, v in figures.items()},
         "ratios": ratios,
+        **by_cpu,
         "targets": TARGETS,
         "targets_met": not missed,
         "stages": [{k: d[k] for k in ("elapsed_s", "stage_drained_s", "records_in", "records_out")} for d in details],
         "profile": profile,
     }
+
+
+def cpu_figures(n: int, cpu: dict[str, list[float | None]]) -> dict:
+    """Events per CPU-second of each variant's own process (median over runs with a CPU figure), and the
+    pipeline's ratios by that measure: what each costs per event, however busy the machine was."""
+    rates = {name: [r for r in (per_cpu_s(n, c) for c in runs) if r is not None] for name, runs in cpu.items()}
+    median = {name: round(statistics.median(r), 1) for name, r in rates.items() if r}
+    ratios = {f"pipeline_vs_{base}": round(median["pipeline"] / median[key], 3)
+              for base, key in (("naive", "faust_naive"), ("minimal", "faust_minimal"))
+              if "pipeline" in median and key in median}
+    return {"cpu_s": {name: [None if c is None else round(c, 2) for c in runs] for name, runs in cpu.items()},
+            "events_per_cpu_s": median, "ratios_by_cpu": ratios}
