@@ -4,7 +4,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-# Time budget per test tier, in seconds (the whole run stays under 30 minutes on 2 cores).
+# Time budget per test tier, in seconds (the whole run stays under 30 minutes on 2 cores); the slower tiers
+# list their slowest tests, so a run that nears the budget says where its time went.
 UNIT_BUDGET        ?= 300
 INTEGRATION_BUDGET ?= 1200
 E2E_BUDGET         ?= 1260
@@ -28,10 +29,10 @@ test-unit: $(STAMP)
 	timeout $(UNIT_BUDGET) $(PY) -m pytest tests/unit -q -p no:cacheprovider
 
 test-integration: $(STAMP)
-	timeout $(INTEGRATION_BUDGET) $(PY) -m pytest tests/integration -q -p no:cacheprovider --timeout 600
+	timeout $(INTEGRATION_BUDGET) $(PY) -m pytest tests/integration -q -p no:cacheprovider --timeout 600 --durations=12
 
 test-e2e: $(STAMP)
-	timeout $(E2E_BUDGET) $(PY) -m pytest tests/e2e -q -p no:cacheprovider --timeout 500
+	timeout $(E2E_BUDGET) $(PY) -m pytest tests/e2e -q -p no:cacheprovider --timeout 500 --durations=15
 
 clean:
 	-$(VENV)/bin/trueup stack down
