@@ -12,7 +12,7 @@ from trueup.settings import load_settings
 from trueup.stack.broker import broker_argv, wait_ready
 from trueup.stack.orchestrator import Stack
 from trueup.stack.postgres import cluster_home
-from trueup.stack.processes import alive, free_port, spawn, stop
+from trueup.stack.processes import alive, free_port, spawn, stat_fields, stop
 
 
 def new_stack(name: str, env: dict[str, str] | None = None) -> Stack:
@@ -45,12 +45,14 @@ def started_pids(stack: Stack) -> list[tuple[str, int]]:
 
 def describe(role: str, pid: int) -> str:
     """A survivor as the failure should name it: its role, pid, kernel state and command line."""
+    fields = stat_fields(pid)
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
     except OSError:
+        fields = None
+    if fields is None:
         return f"{role} (pid {pid}, gone while being described)"
-    return f"{role} (pid {pid}, state {state}: {argv[:160]})"
+    return f"{role} (pid {pid}, state {fields[0]}: {argv[:160]})"
 
 
 def destroy(stack: Stack) -> list[str]:

@@ -4,17 +4,15 @@ the machine does not stretch, as it stretches the wall clock behind events/s."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
+
+from trueup.stack.processes import stat_fields
 
 
 def process_cpu_s(pid: int) -> float | None:
     """Seconds of CPU the process has used so far, from /proc; None once it is gone (or without /proc)."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+    fields = stat_fields(pid)
+    if fields is None:
         return None
-    # After the command name (which may hold spaces and parentheses): state is field 3, utime 14, stime 15.
-    fields = text.rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 

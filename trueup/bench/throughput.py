@@ -391,7 +391,7 @@ def run_throughput(settings: Settings, captured: list[Raw], n: int, runs: int, w
 
 def cpu_figures(n: int, cpu: dict[str, list[float | None]]) -> dict:
     """Events per CPU-second of each variant's own process (median over runs with a CPU figure), and the
-    pipeline's ratios by that measure: what each costs per event, however busy the machine was."""
+    pipeline's ratios by that measure: what each spends per event, apart from the waits a busy machine adds."""
     rates = {name: [r for r in (per_cpu_s(n, c) for c in runs) if r is not None] for name, runs in cpu.items()}
     median = {name: round(statistics.median(r), 1) for name, r in rates.items() if r}
     ratios = {f"pipeline_vs_{base}": round(median["pipeline"] / median[key], 3)

@@ -52,11 +52,18 @@ def alive(pid: int | None) -> bool:
         return False
     except PermissionError:
         return True
+    fields = stat_fields(pid)
+    return fields is None or fields[0] != "Z"
+
+
+def stat_fields(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (state first, utime 12th, stime 13th); None if
+    unreadable. The name may hold spaces and parentheses, so the fields start after its last ")"."""
     try:
         with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(")")[-1].split()[0] != "Z"
+            return fh.read().rsplit(")", 1)[-1].split()
     except OSError:
-        return True
+        return None
 
 
 def _reap(pid: int) -> None:
